@@ -1,0 +1,68 @@
+"""jinit: jittable parameter initializers, pytree init rules and framework interop for JAX.
+
+A drop-in superset of ``jax.nn.initializers``: the shared names keep their signatures and
+return bit-identical values for the same key. ``jinit.compat.{torch,keras,mxnet}`` reproduce
+each framework's initializers and layer defaults; ``jinit.rules`` builds tree initializers;
+``jinit.interop`` hands parameter trees to PyTorch, TensorFlow/Keras and MXNet.
+"""
+
+from importlib import metadata as _metadata
+
+# --- errors and types -------------------------------------------------------------------------
+from jinit._errors import (
+    BackendUnavailableError as BackendUnavailableError,
+    DTypeError as DTypeError,
+    InitializerArgumentError as InitializerArgumentError,
+    JinitError as JinitError,
+    LeafInitError as LeafInitError,
+    PathError as PathError,
+    RuleError as RuleError,
+    ShapeError as ShapeError,
+)
+from jinit._typing import InitFn as InitFn, Selector as Selector, TreeInitializer as TreeInitializer
+
+# --- core: the jax.nn.initializers superset ---------------------------------------------------
+from jinit._fans import compute_fans as compute_fans, layout_axes as layout_axes
+from jinit._initializers import (
+    Constant as Constant,
+    DeltaOrthogonal as DeltaOrthogonal,
+    Initializer as Initializer,
+    Normal as Normal,
+    Orthogonal as Orthogonal,
+    TruncatedNormal as TruncatedNormal,
+    Uniform as Uniform,
+    VarianceScaling as VarianceScaling,
+    constant as constant,
+    delta_orthogonal as delta_orthogonal,
+    glorot_normal as glorot_normal,
+    glorot_uniform as glorot_uniform,
+    he_normal as he_normal,
+    he_uniform as he_uniform,
+    kaiming_normal as kaiming_normal,
+    kaiming_uniform as kaiming_uniform,
+    lecun_normal as lecun_normal,
+    lecun_uniform as lecun_uniform,
+    normal as normal,
+    ones as ones,
+    orthogonal as orthogonal,
+    truncated_normal as truncated_normal,
+    uniform as uniform,
+    variance_scaling as variance_scaling,
+    xavier_normal as xavier_normal,
+    xavier_uniform as xavier_uniform,
+    zeros as zeros,
+)
+
+# --- structural initializers and combinators (owner: structural) ------------------------------
+
+# --- tree initializers (owner: trees) ---------------------------------------------------------
+
+# --- subpackages -----------------------------------------------------------------------------
+from jinit import compat as compat
+
+try:
+    __version__ = _metadata.version("jinit")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+local"
+
+__all__ = [name for name in dir() if not name.startswith("_") and name != "annotations"]

@@ -1,0 +1,604 @@
+"""The ``jax.nn.initializers``-compatible core.
+
+Every initializer is a frozen dataclass (readable repr, hashable, validated at construction)
+deriving from :class:`Initializer`. The base class owns what all of them share: shape and dtype
+checks with clear errors, the dtype default, and sampling 8/16-bit floats in float32 before
+casting. A subclass only implements ``_sample``.
+
+For float32/float64 every shared name returns values bit-identical to ``jax.nn.initializers``
+for the same key: ``_sample`` performs the same operations in the same order.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jinit import _random
+from jinit._errors import DTypeError, InitializerArgumentError, ShapeError
+from jinit._fans import compute_fans
+from jinit._typing import Axes, DTypeLike, OutSharding, PRNGKey, Shape
+
+_TRUNC_STD = 0.87962566103423978  # std of N(0, 1) truncated to (-2, 2)
+_COMPLEX_TRUNC_STD = 0.95311164380491208  # the same for the complex normal, |z| < 2
+
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution = Literal["truncated_normal", "normal", "uniform"]
+MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS: tuple[str, ...] = ("truncated_normal", "normal", "uniform")
+
+
+def default_float_dtype() -> np.dtype:
+    """float64 when ``jax_enable_x64`` is on, else float32 (as ``jax.nn.initializers``)."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+
+
+def as_dtype(dtype: DTypeLike, owner: object) -> np.dtype:
+    """``np.dtype(dtype)``, raising :class:`DTypeError` that names ``owner``."""
+    try:
+        return np.dtype(dtype)
+    except TypeError as e:
+        raise DTypeError(f"{owner!r} got dtype={dtype!r}, which is not a dtype: {e}") from e
+
+
+def canonical_shape(shape: Shape, owner: object) -> tuple[int, ...]:
+    """Returns ``shape`` as a tuple of non-negative ints, or raises :class:`ShapeError`."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        dims = tuple(operator.index(d) for d in shape)
+    except TypeError as e:
+        raise ShapeError(
+            f"{owner!r} needs a shape that is a sequence of ints; got {shape!r}.") from e
+    if any(d < 0 for d in dims):
+        raise ShapeError(f"{owner!r} got shape {dims} with a negative dimension.")
+    return dims
+
+
+def check_real(name: str, value: Any, *, owner: str, positive: bool = False,
+               nonnegative: bool = False) -> None:
+    """Validates a scalar hyperparameter at construction (skipped for traced values)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        x = complex(np.asarray(value).item()) if np.ndim(value) == 0 else None
+    except (TypeError, ValueError) as e:
+        raise InitializerArgumentError(
+            f"{owner}: {name} must be a number; got {name}={value!r}.") from e
+    if x is None:
+        raise InitializerArgumentError(f"{owner}: {name} must be a scalar; got {name}={value!r}.")
+    if not (math.isfinite(x.real) and math.isfinite(x.imag)):
+        raise InitializerArgumentError(f"{owner}: {name} must be finite; got {name}={value!r}.")
+    if positive and not x.real > 0:
+        raise InitializerArgumentError(f"{owner}: {name} must be > 0; got {name}={value!r}.")
+    if nonnegative and not x.real >= 0:
+        raise InitializerArgumentError(f"{owner}: {name} must be >= 0; got {name}={value!r}.")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str], *, owner: str) -> None:
+    if value not in choices:
+        raise InitializerArgumentError(
+            f"{owner}: {name} must be one of {tuple(choices)}; got {name}={value!r}.")
+
+
+def normalize_axes(name: str, axes: Axes, *, owner: str) -> Axes:
+    """Ints stay ints; sequences become tuples (hashable); anything else raises."""
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        return int(axes)
+    try:
+        out = tuple(operator.index(a) for a in axes)
+    except TypeError as e:
+        raise InitializerArgumentError(
+            f"{owner}: {name} must be an int or a sequence of ints; got {name}={axes!r}.") from e
+    return out
+
+
+def place(x: jax.Array, out_sharding: OutSharding) -> jax.Array:
+    """Constrains ``x`` to ``out_sharding`` (no-op for ``None``)."""
+    if out_sharding is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, out_sharding)
+
+
+@dataclasses.dataclass(frozen=True)
+class Initializer(abc.ABC):
+    """Base class of every jinit initializer: ``(key, shape, dtype=None, out_sharding=None)``.
+
+    Subclasses are frozen dataclasses that declare their hyperparameters (and a ``dtype``
+    field, the default dtype when a call passes none) and implement :meth:`_sample`. The base
+    class canonicalizes the shape, resolves the dtype, rejects integer dtypes for random
+    initializers, enforces ``min_ndim``, and samples 8/16-bit float dtypes in float32 before
+    casting (``jax.random`` sampling directly in bfloat16 yields only 128 distinct values).
+
+    Examples:
+      A custom initializer is a dataclass with a ``_sample`` method:
+
+      >>> import dataclasses, jax, jax.numpy as jnp, jinit
+      >>> @dataclasses.dataclass(frozen=True)
+      ... class Rademacher(jinit.Initializer):
+      ...     dtype: object = None
+      ...     def _sample(self, key, shape, dtype, out_sharding):
+      ...         return jax.random.rademacher(key, shape, dtype)
+      >>> Rademacher()(jax.random.key(0), (2, 3)).dtype
+      dtype('float32')
+    """
+
+    #: Whether the initializer draws random numbers (it then needs an inexact dtype).
+    random: ClassVar[bool] = True
+    #: The smallest rank of shape it accepts.
+    min_ndim: ClassVar[int] = 0
+
+    def __call__(
+        self,
+        key: PRNGKey,
+        shape: Shape,
+        dtype: DTypeLike | None = None,
+        out_sharding: OutSharding = None,
+    ) -> jax.Array:
+        shape = canonical_shape(shape, self)
+        if dtype is None:
+            dtype = getattr(self, "dtype", None)
+        dtype = default_float_dtype() if dtype is None else as_dtype(dtype, self)
+        if self.random and not jnp.issubdtype(dtype, jnp.inexact):
+            raise DTypeError(
+                f"{self!r} draws random floats and cannot produce dtype {dtype}; pass a "
+                "floating or complex dtype (e.g. jnp.float32) and cast afterwards if needed.")
+        if len(shape) < self.min_ndim:
+            raise ShapeError(
+                f"{self!r} needs a shape of at least {self.min_ndim} dimensions; got {shape}.")
+        work = dtype
+        if self.random and jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+            work = np.dtype(np.float32)
+        out = self._sample(key, shape, work, out_sharding)
+        return out if work == dtype else out.astype(dtype)
+
+    @abc.abstractmethod
+    def _sample(self, key: PRNGKey, shape: tuple[int, ...], dtype: np.dtype,
+                out_sharding: OutSharding) -> jax.Array:
+        """Draws an array of ``shape`` and ``dtype`` (already canonicalized and checked)."""
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Constant(Initializer):
+    """Fills the array with ``value`` (a scalar or an array broadcastable to the shape)."""
+
+    value: Any = 0.0
+    dtype: DTypeLike | None = None
+    random: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, jax.core.Tracer):
+            try:
+                np.asarray(self.value) + 0
+            except TypeError as e:
+                raise InitializerArgumentError(
+                    f"constant: value must be a number or an array; got {self.value!r}.") from e
+            if np.ndim(self.value) > 0 :
+                # Arrays are wrapped so the initializer stays hashable.
+                object.__setattr__(self, "value", _ArrayValue(np.asarray(self.value)))
+
+    def _sample(self, key, shape, dtype, out_sharding):
+        value = self.value.array if isinstance(self.value, _ArrayValue) else self.value
+        if np.ndim(value) > 0:
+            try:
+                np.broadcast_shapes(np.shape(value), shape)
+            except ValueError as e:
+                raise ShapeError(
+                    f"constant value of shape {np.shape(value)} cannot be broadcast to the "
+                    f"requested shape {shape}.") from e
+        return jnp.full(shape, value, dtype=dtype, out_sharding=out_sharding)
+
+    def __repr__(self) -> str:
+        if self.dtype is None and not isinstance(self.value, _ArrayValue):
+            if self.value == 0:
+                return "jinit.zeros"
+            if self.value == 1:
+                return "jinit.ones"
+        return f"Constant(value={self.value!r}, dtype={self.dtype!r})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _ArrayValue:
+    """A hashable, comparable wrapper of a constant array value."""
+
+    array: np.ndarray
+
+    def _key(self):
+        return (self.array.shape, self.array.dtype.str, self.array.tobytes())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ArrayValue) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return np.array2string(self.array, threshold=8)
+
+
+#: An initializer that returns zeros (the key is ignored). As ``jax.nn.initializers.zeros``.
+zeros: Initializer = Constant(0.0)
+#: An initializer that returns ones (the key is ignored). As ``jax.nn.initializers.ones``.
+ones: Initializer = Constant(1.0)
+
+
+def constant(value: Any, dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer that returns arrays full of ``value``.
+
+    Args:
+      value: a scalar, or an array broadcastable to the requested shape.
+      dtype: the default dtype when the call passes none.
+
+    Returns:
+      An initializer; integer and bool dtypes are allowed.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.constant(-7)(jax.random.key(0), (2, 3)).tolist()
+      [[-7.0, -7.0, -7.0], [-7.0, -7.0, -7.0]]
+    """
+    return Constant(value, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Uniform(Initializer):
+    """``U[0, scale)``, as ``jax.nn.initializers.uniform`` (one-sided)."""
+
+    scale: Any = 1e-2
+    dtype: DTypeLike | None = None
+
+    def __post_init__(self) -> None:
+        check_real("scale", self.scale, owner="uniform", nonnegative=True)
+
+    def _sample(self, key, shape, dtype, out_sharding):
+        return _random.uniform(key, shape, dtype, out_sharding=out_sharding) * jnp.array(
+            self.scale, dtype)
+
+
+def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer drawing from ``U[0, scale)`` (as ``jax.nn.initializers.uniform``).
+
+    Note the range is one-sided; for ``U(a, b)`` use :func:`jinit.compat.torch.uniform`.
+
+    Args:
+      scale: the upper bound (>= 0).
+      dtype: the default dtype.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.uniform(10.0)(jax.random.key(0), (1000,))
+      >>> bool(w.min() >= 0) and bool(w.max() < 10)
+      True
+    """
+    return Uniform(scale, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normal(Initializer):
+    """``N(0, stddev²)``, as ``jax.nn.initializers.normal``."""
+
+    stddev: Any = 1e-2
+    dtype: DTypeLike | None = None
+
+    def __post_init__(self) -> None:
+        check_real("stddev", self.stddev, owner="normal", nonnegative=True)
+
+    def _sample(self, key, shape, dtype, out_sharding):
+        return _random.normal(key, shape, dtype, out_sharding=out_sharding) * jnp.array(
+            self.stddev, dtype)
+
+
+def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer drawing from ``N(0, stddev²)`` (as ``jax.nn.initializers.normal``).
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.normal(0.02)(jax.random.key(0), (256, 512))
+      >>> round(float(w.std()), 3)
+      0.02
+    """
+    return Normal(stddev, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class TruncatedNormal(Initializer):
+    """``stddev * z`` with ``z ~ N(0, 1)`` truncated to ``(lower, upper)``; no variance correction."""
+
+    stddev: Any = 1e-2
+    dtype: DTypeLike | None = None
+    lower: Any = -2.0
+    upper: Any = 2.0
+
+    def __post_init__(self) -> None:
+        owner = "truncated_normal"
+        check_real("stddev", self.stddev, owner=owner, nonnegative=True)
+        check_real("lower", self.lower, owner=owner)
+        check_real("upper", self.upper, owner=owner)
+        if not isinstance(self.lower, jax.core.Tracer) and not isinstance(
+                self.upper, jax.core.Tracer) and not float(self.lower) < float(self.upper):
+            raise InitializerArgumentError(
+                f"{owner}: lower must be < upper; got lower={self.lower!r}, upper={self.upper!r}.")
+
+    def _sample(self, key, shape, dtype, out_sharding):
+        return _random.truncated_normal(
+            key, self.lower, self.upper, shape, dtype, out_sharding=out_sharding
+        ) * jnp.array(self.stddev, dtype)
+
+
+def truncated_normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None, lower: Any = -2.0,
+                     upper: Any = 2.0) -> Initializer:
+    """Builds a truncated-normal initializer (as ``jax.nn.initializers.truncated_normal``).
+
+    Samples ``stddev * z`` with ``z ~ N(0, 1)`` conditioned on ``lower < z < upper``: the bounds
+    are in units of ``stddev`` and no variance correction is applied, so the std is
+    ``0.8796 * stddev`` for the default bounds.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.truncated_normal(1.0)(jax.random.key(0), (10000,))
+      >>> bool(abs(w).max() < 2.0)
+      True
+    """
+    return TruncatedNormal(stddev, dtype, lower, upper)
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceScaling(Initializer):
+    """Samples with variance ``scale / n``, ``n`` given by ``mode`` from the fans of the shape.
+
+    The general primitive behind Glorot/Xavier, He/Kaiming and LeCun, bit-identical to
+    ``jax.nn.initializers.variance_scaling`` for float32/float64 (and complex dtypes).
+    """
+
+    scale: Any
+    mode: Mode
+    distribution: Distribution
+    in_axis: Axes = -2
+    out_axis: Axes = -1
+    batch_axis: Axes = ()
+    dtype: DTypeLike | None = None
+
+    def __post_init__(self) -> None:
+        owner = "variance_scaling"
+        check_real("scale", self.scale, owner=owner, nonnegative=True)
+        check_choice("mode", self.mode, MODES, owner=owner)
+        check_choice("distribution", self.distribution, DISTRIBUTIONS, owner=owner)
+        for name in ("in_axis", "out_axis", "batch_axis"):
+            object.__setattr__(self, name, normalize_axes(name, getattr(self, name), owner=owner))
+
+    def _sample(self, key, shape, dtype, out_sharding):
+        fan_in, fan_out = compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+        if self.mode == "fan_in":
+            denominator = fan_in
+        elif self.mode == "fan_out":
+            denominator = fan_out
+        elif self.mode == "fan_avg":
+            denominator = (fan_in + fan_out) / 2
+        else:
+            denominator = (fan_in * fan_out) ** 0.5
+        variance = jnp.array(self.scale / denominator, dtype=dtype)
+        floating = jnp.issubdtype(dtype, jnp.floating)
+        if self.distribution == "truncated_normal":
+            if floating:
+                stddev = jnp.sqrt(variance) / jnp.array(_TRUNC_STD, dtype)
+                return _random.truncated_normal(
+                    key, -2, 2, shape, dtype, out_sharding=out_sharding) * stddev
+            stddev = jnp.sqrt(variance) / jnp.array(_COMPLEX_TRUNC_STD, dtype)
+            return place(_complex_truncated_normal(key, 2, shape, dtype) * stddev, out_sharding)
+        if self.distribution == "normal":
+            return _random.normal(key, shape, dtype, out_sharding=out_sharding) * jnp.sqrt(
+                variance)
+        if floating:
+            return _random.uniform(key, shape, dtype, -1, out_sharding=out_sharding) * jnp.sqrt(
+                3 * variance)
+        return place(_complex_uniform(key, shape, dtype) * jnp.sqrt(variance), out_sharding)
+
+
+def _complex_uniform(key, shape, dtype):
+    """Uniform on the complex disk with zero mean and unit variance (as JAX)."""
+    key_r, key_theta = jax.random.split(key)
+    real_dtype = np.array(0, dtype).real.dtype
+    r = jnp.sqrt(2 * _random.uniform(key_r, shape, real_dtype)).astype(dtype)
+    theta = 2 * np.pi * _random.uniform(key_theta, shape, real_dtype).astype(dtype)
+    return r * jnp.exp(1j * theta)
+
+
+def _complex_truncated_normal(key, upper, shape, dtype):
+    """Complex normal with modulus truncated to ``upper`` (as JAX)."""
+    key_r, key_theta = jax.random.split(key)
+    real_dtype = np.array(0, dtype).real.dtype
+    t = (1 - jnp.exp(jnp.array(-(upper**2), dtype))) * _random.uniform(
+        key_r, shape, real_dtype).astype(dtype)
+    r = jnp.sqrt(-jnp.log(1 - t))
+    theta = 2 * np.pi * _random.uniform(key_theta, shape, real_dtype).astype(dtype)
+    return r * jnp.exp(1j * theta)
+
+
+def variance_scaling(
+    scale: Any,
+    mode: Mode,
+    distribution: Distribution,
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> Initializer:
+    r"""Builds an initializer that adapts its scale to the shape of the weight.
+
+    Samples have mean 0 and variance ``scale / n`` where ``n`` is, per ``mode``, ``fan_in``,
+    ``fan_out``, ``(fan_in + fan_out) / 2`` or ``sqrt(fan_in * fan_out)`` (see
+    :func:`jinit.compute_fans`). ``"truncated_normal"`` truncates at 2 std and divides by
+    0.8796 so the variance is exact; ``"normal"`` is untruncated; ``"uniform"`` draws
+    ``U(-a, a)`` with ``a = sqrt(3 * scale / n)``. Bit-identical to
+    ``jax.nn.initializers.variance_scaling`` in float32/float64.
+
+    Args:
+      scale: the variance scale (>= 0).
+      mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
+      distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
+      in_axis: axis or axes of the input dimension.
+      out_axis: axis or axes of the output dimension.
+      batch_axis: axis or axes to ignore.
+      dtype: the default dtype.
+
+    Raises:
+      InitializerArgumentError: for a negative or NaN scale, or an unknown mode/distribution.
+
+    Examples:
+      >>> import jax, jinit
+      >>> init = jinit.variance_scaling(2.0, "fan_in", "normal")
+      >>> w = init(jax.random.key(0), (512, 256))
+      >>> round(float(w.var() * 512), 1)
+      2.0
+    """
+    return VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+
+
+def _preset(scale: float, mode: str, distribution: str, name: str, doc: str):
+    def factory(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                dtype: DTypeLike | None = None) -> Initializer:
+        return VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = f"""Builds a {doc} initializer.
+
+    :func:`jinit.variance_scaling` with ``scale={scale}``, ``mode="{mode}"``,
+    ``distribution="{distribution}"``; bit-identical to ``jax.nn.initializers.{name}``.
+
+    Args:
+      in_axis: axis or axes of the input dimension.
+      out_axis: axis or axes of the output dimension.
+      batch_axis: axis or axes to ignore.
+      dtype: the default dtype.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.{name}()(jax.random.key(0), (64, 32)).shape
+      (64, 32)
+    """
+    return factory
+
+
+glorot_uniform = _preset(1.0, "fan_avg", "uniform", "glorot_uniform", "Glorot (Xavier) uniform")
+glorot_normal = _preset(1.0, "fan_avg", "truncated_normal", "glorot_normal",
+                        "Glorot (Xavier) truncated normal")
+lecun_uniform = _preset(1.0, "fan_in", "uniform", "lecun_uniform", "LeCun uniform")
+lecun_normal = _preset(1.0, "fan_in", "truncated_normal", "lecun_normal",
+                       "LeCun truncated normal")
+he_uniform = _preset(2.0, "fan_in", "uniform", "he_uniform", "He (Kaiming) uniform")
+he_normal = _preset(2.0, "fan_in", "truncated_normal", "he_normal",
+                    "He (Kaiming) truncated normal")
+xavier_uniform = glorot_uniform
+xavier_normal = glorot_normal
+kaiming_uniform = he_uniform
+kaiming_normal = he_normal
+
+
+@dataclasses.dataclass(frozen=True)
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix, orthonormal along ``column_axis``, times ``scale``.
+
+    As ``jax.nn.initializers.orthogonal`` (QR of a Gaussian with the sign fix, i.e. Haar), and
+    additionally accepts ``out_sharding``. 16-bit dtypes run the QR in float32.
+    """
+
+    scale: Any = 1.0
+    column_axis: int = -1
+    dtype: DTypeLike | None = None
+    min_ndim: ClassVar[int] = 2
+
+    def __post_init__(self) -> None:
+        check_real("scale", self.scale, owner="orthogonal")
+        object.__setattr__(self, "column_axis",
+                           normalize_axes("column_axis", self.column_axis, owner="orthogonal"))
+        if not isinstance(self.column_axis, int):
+            raise InitializerArgumentError(
+                f"orthogonal: column_axis must be an int; got {self.column_axis!r}.")
+
+    def _sample(self, key, shape, dtype, out_sharding):
+        ndim = len(shape)
+        if not -ndim <= self.column_axis < ndim:
+            raise ShapeError(
+                f"{self!r}: column_axis={self.column_axis} is out of range for shape {shape}.")
+        if any(d == 0 for d in shape):
+            return jnp.zeros(shape, dtype=dtype, out_sharding=out_sharding)
+        n_cols = shape[self.column_axis]
+        n_rows = math.prod(shape) // n_cols
+        q = _random.orthogonal(key, n_rows, (), dtype, n_cols)
+        q = jnp.reshape(q, tuple(np.delete(shape, self.column_axis)) + (n_cols,))
+        q = jnp.moveaxis(q, -1, self.column_axis)
+        return place(jnp.array(self.scale, dtype) * q, out_sharding)
+
+
+def orthogonal(scale: Any = 1.0, column_axis: int = -1,
+               dtype: DTypeLike | None = None) -> Initializer:
+    """Builds an initializer of uniformly distributed (Haar) orthogonal matrices.
+
+    The array is viewed as a matrix with ``shape[column_axis]`` columns; the smaller side is
+    orthonormal. Bit-identical to ``jax.nn.initializers.orthogonal`` in float32/float64.
+
+    Args:
+      scale: multiplier (the gain).
+      column_axis: the axis holding the columns.
+      dtype: the default dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jinit
+      >>> q = jinit.orthogonal()(jax.random.key(0), (4, 4))
+      >>> bool(jnp.allclose(q.T @ q, jnp.eye(4), atol=1e-5))
+      True
+    """
+    return Orthogonal(scale, column_axis, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeltaOrthogonal(Initializer):
+    """A conv kernel ``(*k, in, out)`` that is zero except an orthogonal centre tap."""
+
+    scale: Any = 1.0
+    column_axis: int = -1
+    dtype: DTypeLike | None = None
+
+    def __post_init__(self) -> None:
+        Orthogonal(self.scale, self.column_axis)  # validates the shared arguments
+
+    def _sample(self, key, shape, dtype, out_sharding):
+        if len(shape) not in (3, 4, 5):
+            raise ShapeError(
+                f"{self!r} needs a 3-D, 4-D or 5-D conv kernel (*spatial, in, out); got shape "
+                f"{shape}.")
+        if shape[-1] < shape[-2]:
+            raise ShapeError(
+                f"{self!r} needs in <= out (fan_in <= fan_out) to make the centre tap "
+                f"orthogonal; got in={shape[-2]}, out={shape[-1]} in shape {shape}.")
+        ortho = Orthogonal(self.scale, self.column_axis)._sample(key, shape[-2:], dtype, None)
+        centre = tuple((k - 1) // 2 for k in shape[:-2])
+        return place(jnp.zeros(shape, dtype=dtype).at[centre].set(ortho), out_sharding)
+
+
+def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1,
+                     dtype: DTypeLike | None = None) -> Initializer:
+    """Builds a delta-orthogonal conv initializer (as ``jax.nn.initializers.delta_orthogonal``).
+
+    The kernel ``(*k, in, out)`` is zero except at the centre tap ``(k - 1) // 2``, which holds
+    an orthogonal ``(in, out)`` matrix; requires ``in <= out``.
+
+    References:
+      Xiao et al., `Dynamical Isometry and a Mean Field Theory of CNNs
+      <https://arxiv.org/abs/1806.05393>`_, 2018
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.delta_orthogonal()(jax.random.key(0), (3, 3, 4, 8))
+      >>> float(abs(w[0, 0]).max()), w[1, 1].shape
+      (0.0, (4, 8))
+    """
+    return DeltaOrthogonal(scale, column_axis, dtype)

@@ -1,0 +1,8 @@
+"""Each framework's initializers with that framework's exact semantics, in pure JAX.
+
+``jinit.compat.torch``, ``jinit.compat.keras`` and ``jinit.compat.mxnet`` import no framework.
+"""
+
+from jinit.compat import keras as keras, mxnet as mxnet, torch as torch
+
+__all__ = ["keras", "mxnet", "torch"]

@@ -1,0 +1,1 @@
+"""keras initializers and layer defaults (pure JAX)."""

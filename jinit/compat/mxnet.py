@@ -1,0 +1,1 @@
+"""mxnet initializers and layer defaults (pure JAX)."""

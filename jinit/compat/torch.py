@@ -1,0 +1,1 @@
+"""torch initializers and layer defaults (pure JAX)."""
