@@ -52,10 +52,60 @@ from jinit._initializers import (
     xavier_uniform as xavier_uniform,
     zeros as zeros,
 )
+from jinit._gain import calculate_gain as calculate_gain
 
 # --- structural initializers and combinators (owner: structural) ------------------------------
+from jinit._combinators import (
+    Clipped as Clipped,
+    Fused as Fused,
+    Masked as Masked,
+    Mixture as Mixture,
+    Scaled as Scaled,
+    Shifted as Shifted,
+    WithDtype as WithDtype,
+    clipped as clipped,
+    fused as fused,
+    masked as masked,
+    mixture as mixture,
+    scaled as scaled,
+    shifted as shifted,
+    with_dtype as with_dtype,
+)
+from jinit._structural import (
+    Bilinear as Bilinear,
+    Chrono as Chrono,
+    Dirac as Dirac,
+    GateBias as GateBias,
+    Identity as Identity,
+    Sparse as Sparse,
+    bilinear as bilinear,
+    chrono as chrono,
+    dirac as dirac,
+    gate_bias as gate_bias,
+    identity as identity,
+    lstm_forget_bias as lstm_forget_bias,
+    sparse as sparse,
+)
 
 # --- tree initializers (owner: trees) ---------------------------------------------------------
+from jinit import select as select
+from jinit._edit import set as set, update as update
+from jinit._paths import leaf_key as leaf_key
+from jinit._summary import summary as summary
+from jinit._tree import (
+    Contextual as Contextual,
+    Keep as Keep,
+    LayerAware as LayerAware,
+    LeafContext as LeafContext,
+    LeafPlan as LeafPlan,
+    Rule as Rule,
+    Rules as Rules,
+    contextual as contextual,
+    keep as keep,
+    partition as partition,
+    paths as paths,
+    rules as rules,
+)
 
 # --- subpackages -----------------------------------------------------------------------------
 from jinit import compat as compat

@@ -40,3 +40,17 @@ class LeafInitError(JinitError, ValueError):
 
 class BackendUnavailableError(JinitError, ImportError):
     """A framework needed by ``jinit.interop`` cannot be imported; the message says how to install it."""
+
+
+class InteropError(JinitError, ValueError):
+    """An array or tree cannot be transferred to/from another framework as asked (mode, device,
+    deleted array, a DLPack failure); the message names the leaf path and the fix."""
+
+
+class PortError(InteropError, RuleError):
+    """A model cannot be loaded from (or read into) a parameter tree: ``.report`` lists every
+    missing, unexpected and mismatched entry; nothing was changed."""
+
+    def __init__(self, message: str, *, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report

@@ -8,12 +8,15 @@ removing or reordering other leaves or rules never changes a leaf's value.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import jax
+import numpy as np
 from jax import tree_util
 
 from jinit._typing import PRNGKey
@@ -59,3 +62,69 @@ def leaf_key(key: PRNGKey, path: str) -> PRNGKey:
     """
     hi, lo = path_digest(path)
     return jax.random.fold_in(jax.random.fold_in(key, hi), lo)
+
+
+# --- flattening with the paths selectors see ---------------------------------------------------
+
+#: The key entry Flax boxes (``nnx.Variable``, linen ``AxisMetadata``) put above their value.
+_VALUE = tree_util.GetAttrKey("value")
+
+
+def _box_types() -> tuple[type, ...]:
+    """Flax's boxed-value types, if Flax is already imported (never imported here)."""
+    types: list[type] = []
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None and hasattr(nnx, "Variable"):
+        types.append(nnx.Variable)
+    meta = sys.modules.get("flax.core.meta")
+    if meta is not None and hasattr(meta, "AxisMetadata"):
+        types.append(meta.AxisMetadata)
+    return tuple(types)
+
+
+def is_array_like(x: Any) -> bool:
+    """Whether a leaf has a shape and dtype (arrays, tracers, ``jax.ShapeDtypeStruct``)."""
+    return isinstance(x, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct))
+
+
+def is_abstract(x: Any) -> bool:
+    """Whether a leaf is a shape-only ``jax.ShapeDtypeStruct`` (it has no values)."""
+    return isinstance(x, jax.ShapeDtypeStruct)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FlatTree:
+    """A pytree flattened once: path strings, leaves and the treedef to rebuild it.
+
+    ``paths[i]`` is the "/"-joined path of ``leaves[i]``. The ``"value"`` attribute that Flax
+    boxes (``nnx.Variable``, ``nn.Partitioned``) add above their array is dropped, so an
+    ``nnx.State`` leaf reads ``"linear/kernel"`` like the Flax linen param of the same layer
+    (and gets the same per-leaf key).
+    """
+
+    paths: tuple[str, ...]
+    leaves: list[Any]
+    treedef: Any
+
+    def unflatten(self, leaves: Sequence[Any]) -> Any:
+        """Rebuilds a tree of the same structure and container types from ``leaves``."""
+        return tree_util.tree_unflatten(self.treedef, leaves)
+
+    def array_indices(self) -> list[int]:
+        """Indices of the leaves that have a shape and dtype (the ones selectors see)."""
+        return [i for i, x in enumerate(self.leaves) if is_array_like(x)]
+
+
+def flatten(tree: Any) -> FlatTree:
+    """Flattens ``tree`` into a :class:`FlatTree` (one pass; a second only for Flax boxes)."""
+    with_path, treedef = tree_util.tree_flatten_with_path(tree)
+    keypaths = [p for p, _ in with_path]
+    leaves = [x for _, x in with_path]
+    boxes = _box_types()
+    if boxes and any(p and p[-1] == _VALUE for p in keypaths):
+        boxed, _ = tree_util.tree_flatten_with_path(
+            tree, is_leaf=lambda x: isinstance(x, boxes))
+        box_paths = {p for p, x in boxed if isinstance(x, boxes)}
+        keypaths = [p[:-1] if p and p[-1] == _VALUE and p[:-1] in box_paths else p
+                    for p in keypaths]
+    return FlatTree(tuple(path_str(p) for p in keypaths), leaves, treedef)

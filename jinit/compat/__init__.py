@@ -3,6 +3,6 @@
 ``jinit.compat.torch``, ``jinit.compat.keras`` and ``jinit.compat.mxnet`` import no framework.
 """
 
-from jinit.compat import keras as keras, mxnet as mxnet, torch as torch
+from jinit.compat import flax as flax, keras as keras, mxnet as mxnet, torch as torch
 
 __all__ = ["keras", "mxnet", "torch"]

@@ -1,0 +1,83 @@
+"""``calculate_gain``: PyTorch's table of recommended gains per nonlinearity."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from jinit._errors import InitializerArgumentError
+
+#: Names PyTorch treats as linear (gain 1).
+LINEAR_NONLINEARITIES: tuple[str, ...] = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d")
+#: Every nonlinearity name :func:`calculate_gain` accepts.
+NONLINEARITIES: tuple[str, ...] = (
+    *LINEAR_NONLINEARITIES, "sigmoid", "tanh", "relu", "leaky_relu", "selu")
+
+_DEFAULT_NEGATIVE_SLOPE = 0.01  # torch.nn.LeakyReLU's default
+
+
+def _negative_slope(param: Any) -> float:
+    if param is None:
+        return _DEFAULT_NEGATIVE_SLOPE
+    if isinstance(param, bool) or not isinstance(param, numbers.Real):
+        raise InitializerArgumentError(
+            f"calculate_gain: for 'leaky_relu', param is the negative slope and must be a real "
+            f"number (not a bool); got param={param!r}. Pass e.g. param=0.2, or None for "
+            f"{_DEFAULT_NEGATIVE_SLOPE}.")
+    if not math.isfinite(param):
+        raise InitializerArgumentError(
+            f"calculate_gain: the leaky_relu negative slope must be finite; got param={param!r}.")
+    return float(param)
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    r"""Returns PyTorch's recommended gain for a nonlinearity (``torch.nn.init.calculate_gain``).
+
+    ============================================ =================================
+    nonlinearity                                 gain
+    ============================================ =================================
+    ``linear``, ``conv{1,2,3}d``,                1
+    ``conv_transpose{1,2,3}d``, ``sigmoid``
+    ``tanh``                                     5/3
+    ``relu``                                     :math:`\sqrt{2}`
+    ``leaky_relu``                               :math:`\sqrt{2 / (1 + \text{slope}^2)}`
+    ``selu``                                     3/4
+    ============================================ =================================
+
+    Multiply a variance-scaling std by it (``jinit.compat.torch.kaiming_*`` and
+    ``xavier_*`` do); for the variance, square it.
+
+    Args:
+      nonlinearity: the ``torch.nn.functional`` name of the nonlinearity.
+      param: the negative slope for ``"leaky_relu"`` (default 0.01); ignored otherwise.
+
+    Returns:
+      The gain, as a float (PyTorch returns the int ``1`` for the linear names).
+
+    Raises:
+      InitializerArgumentError: for an unknown nonlinearity, or a ``leaky_relu`` slope that is
+        not a finite real number (bools are rejected, as in PyTorch).
+
+    Examples:
+      >>> import jinit
+      >>> round(jinit.calculate_gain("relu"), 4), round(jinit.calculate_gain("leaky_relu", 0.2), 4)
+      (1.4142, 1.3868)
+      >>> round(jinit.calculate_gain("leaky_relu", 5 ** 0.5), 4)  # torch nn.Linear's a=sqrt(5)
+      0.5774
+    """
+    if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
+        raise InitializerArgumentError(
+            f"calculate_gain: unsupported nonlinearity={nonlinearity!r}; use one of "
+            f"{NONLINEARITIES}.")
+    if nonlinearity in LINEAR_NONLINEARITIES or nonlinearity == "sigmoid":
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        return math.sqrt(2.0 / (1 + _negative_slope(param) ** 2))
+    return 3.0 / 4  # selu

@@ -1,0 +1,111 @@
+"""``jinit.summary``: a per-leaf table of a parameter tree (and how a tree initializer treats it)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import jax
+import numpy as np
+
+from jinit._paths import flatten, is_array_like
+from jinit._typing import PyTree
+
+
+def summary(
+    tree: PyTree,
+    tree_init: Any = None,
+    *,
+    stats: bool = True,
+    verbose: bool = True,
+    file: Any = None,
+) -> str:
+    """Prints and returns a table of the tree's leaves: path, shape, dtype, count, mean, std.
+
+    Statistics are computed on the host in float64 for concrete leaves; abstract leaves
+    (``jax.ShapeDtypeStruct``) and tracers show ``-``. With ``tree_init`` (a tree initializer
+    with a ``plan`` method, such as :func:`jinit.rules`), two more columns show the initializer
+    each leaf gets (or got) and the rule that chose it, from ``tree_init.plan(tree)``.
+
+    Args:
+      tree: the parameter tree (arrays and/or ``jax.ShapeDtypeStruct``).
+      tree_init: optionally, the tree initializer whose plan to show.
+      stats: compute mean and std (set ``False`` for huge trees you only want to list).
+      verbose: print the table (to ``file``, default ``sys.stdout``).
+      file: where to print.
+
+    Returns:
+      The table as a string.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jinit
+      >>> init = jinit.rules((".*/bias", jinit.zeros), (".*/kernel", jinit.ones))
+      >>> params = init(jax.random.key(0), {"dense": {
+      ...     "kernel": jax.ShapeDtypeStruct((4, 2), jnp.float32),
+      ...     "bias": jax.ShapeDtypeStruct((2,), jnp.float32)}})
+      >>> _ = jinit.summary(params, init)
+      path          shape   dtype    count  mean  std  init         chosen by
+      dense/bias    (2,)    float32      2     0    0  jinit.zeros  rule 0 ('.*/bias')
+      dense/kernel  (4, 2)  float32      8     1    0  jinit.ones   rule 1 ('.*/kernel')
+      total: 2 leaves, 10 values, 40 bytes
+    """
+    flat = flatten(tree)
+    plans = tree_init.plan(tree) if tree_init is not None else None
+    header = ["path", "shape", "dtype", "count"] + (["mean", "std"] if stats else [])
+    header += ["init", "chosen by"] if plans is not None else []
+    rows, count, nbytes = [], 0, 0
+    for path, leaf in zip(flat.paths, flat.leaves, strict=True):
+        if not is_array_like(leaf):
+            continue
+        size = int(np.prod(leaf.shape, dtype=np.int64))
+        count += size
+        nbytes += size * np.dtype(leaf.dtype).itemsize
+        row = [path, str(tuple(leaf.shape)), str(np.dtype(leaf.dtype)), str(size)]
+        if stats:
+            row += _stats(leaf)
+        if plans is not None:
+            p = plans.get(path)
+            row += (["-", "-"] if p is None else
+                    ["keep" if p.init is None else _name(p.init), p.source])
+        rows.append(row)
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    right = {3, 4, 5} if stats else {3}
+
+    def fmt(row: list[str]) -> str:
+        cells = [c.rjust(w) if k in right else c.ljust(w)
+                 for k, (c, w) in enumerate(zip(row, widths, strict=True))]
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(header), *map(fmt, rows),
+             f"total: {len(rows)} leaves, {count:,} values, {_bytes(nbytes)}"]
+    text = "\n".join(lines)
+    if verbose:
+        print(text, file=file if file is not None else sys.stdout)
+    return text
+
+
+def _stats(leaf: Any) -> list[str]:
+    if not isinstance(leaf, (np.ndarray, np.generic)) and (
+            not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer)):
+        return ["-", "-"]
+    x = np.asarray(leaf)
+    if x.size == 0:
+        return ["-", "-"]
+    if not np.issubdtype(x.dtype, np.complexfloating):
+        x = x.astype(np.float64)
+    return [f"{x.mean():.4g}", f"{x.std():.4g}"]
+
+
+def _name(init: Any) -> str:
+    r = repr(init)
+    if "<locals>" in r or r.startswith("<function"):
+        r = getattr(init, "__qualname__", r)
+    return r if len(r) <= 48 else r[:45] + "..."
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n}"

@@ -1,0 +1,181 @@
+"""jinit._engine: cached per-kind kernels, bit-identical to the reference path everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jinit
+from jinit import _engine, _progress
+from jinit._engine import LeafTask, init_leaves
+from jinit._paths import leaf_key
+
+_LOWERINGS = [0]
+
+
+def _count(event: str, duration: float, **_: object) -> None:
+    if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+        _LOWERINGS[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count)
+
+
+class Unhashable:
+    """A callable initializer that cannot be hashed (eq without hash)."""
+
+    def __eq__(self, other):
+        return isinstance(other, Unhashable)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __call__(self, key, shape, dtype=None):
+        return jax.random.uniform(key, shape, dtype)
+
+
+def tasks_for(n_blocks: int, prefix: str = "") -> list[LeafTask]:
+    """A small transformer-like list: 3 distinct kinds, repeated ``n_blocks`` times."""
+    out = []
+    for i in range(n_blocks):
+        p = f"{prefix}h/{i}/"
+        out += [LeafTask(p + "kernel", jinit.lecun_normal(), (16, 24), jnp.float32),
+                LeafTask(p + "bias", jinit.zeros, (24,), jnp.float32),
+                LeafTask(p + "scale", jinit.normal(0.5), (24,), jnp.float32)]
+    return out
+
+
+def reference(key, tasks):
+    return [jax.jit(lambda k, t=t: t.init(leaf_key(k, t.path), t.shape, t.dtype))(key)
+            for t in tasks]
+
+
+def same_bits(xs, ys) -> bool:
+    return all(np.asarray(x).dtype == np.asarray(y).dtype
+               and np.asarray(x).tobytes() == np.asarray(y).tobytes() for x, y in zip(xs, ys))
+
+
+MIXED = [
+    LeafTask("emb", jinit.normal(0.02), (50, 8), jnp.float32),
+    LeafTask("a/kernel", jinit.glorot_uniform(), (8, 12), jnp.float32),
+    LeafTask("a/bias", jinit.zeros, (12,), jnp.float32),
+    LeafTask("b/kernel", jinit.he_normal(), (3, 3, 4, 6), jnp.bfloat16),
+    LeafTask("rnn/kernel", jinit.orthogonal(), (12, 12), jnp.float32),
+    LeafTask("flax_style", jax.nn.initializers.lecun_normal(), (12, 5), jnp.float32),
+    LeafTask("odd", Unhashable(), (7,), jnp.float32),  # op-by-op under vmap: exact ops only
+    LeafTask("empty", jinit.normal(), (0, 3), jnp.float32),
+]
+
+
+@pytest.mark.parametrize("key", [jax.random.key(0), jax.random.PRNGKey(0)],
+                         ids=["typed", "raw"])
+def test_values_equal_reference(key):
+    assert same_bits(init_leaves(key, MIXED), reference(key, MIXED))
+
+
+def test_eager_jit_vmap_agree():
+    key = jax.random.key(1)
+    eager = init_leaves(key, MIXED)
+    jitted = jax.jit(lambda k: init_leaves(k, MIXED))(key)
+    assert same_bits(eager, jitted)
+    keys = jax.random.split(key, 3)
+    batched = jax.vmap(lambda k: init_leaves(k, MIXED))(keys)
+    for j in range(3):
+        assert same_bits([b[j] for b in batched], init_leaves(keys[j], MIXED))
+    shapes = jax.eval_shape(lambda k: init_leaves(k, MIXED), key)
+    assert [s.shape for s in shapes] == [t.shape for t in MIXED]
+
+
+def test_compiles_once_per_kind_independent_of_leaf_count():
+    _engine.clear_cache()
+    key = jax.random.key(2)
+    counts = []
+    for n_blocks in (2, 12):
+        _engine.clear_cache()
+        before = _LOWERINGS[0]
+        init_leaves(key, tasks_for(n_blocks))
+        counts.append(_LOWERINGS[0] - before)
+    kinds = _engine.kernel_count(tasks_for(12))
+    assert kinds == 3
+    assert counts == [kinds, kinds]
+    before = _LOWERINGS[0]  # a second call, other paths: nothing new is compiled
+    init_leaves(key, tasks_for(5, prefix="other/"))
+    assert _LOWERINGS[0] == before
+    assert _engine.cache_info()["cached"] == 3
+
+
+def test_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(_engine, "CACHE_SIZE", 2)
+    _engine.clear_cache()
+    init_leaves(jax.random.key(0), tasks_for(1))
+    assert _engine.cache_info()["cached"] == 2
+
+
+def test_initializer_errors_propagate_unchanged():
+    bad = [LeafTask("w", jinit.orthogonal(), (4,), jnp.float32)]
+    with pytest.raises(jinit.ShapeError, match="at least 2 dimensions"):
+        init_leaves(jax.random.key(0), bad)
+
+
+def test_progress_bar_draws_and_keeps_values(capsys):
+    if _progress.backend() is None:
+        pytest.skip("neither rich nor tqdm is installed")
+    key = jax.random.key(3)
+    tasks = tasks_for(2)
+    shown = init_leaves(key, tasks, progress=True)
+    assert "jinit init" in capsys.readouterr().err
+    assert same_bits(shown, init_leaves(key, tasks, progress=False))
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_switches(monkeypatch):
+    monkeypatch.delenv("JINIT_PROGRESS", raising=False)
+    assert not _progress.enabled(10)
+    assert _progress.enabled(10, requested=True)
+    monkeypatch.setenv("JINIT_PROGRESS", "1")
+    assert _progress.enabled(10)
+    monkeypatch.setenv("JINIT_PROGRESS", "0")
+    assert not _progress.enabled(10**12)
+
+
+@pytest.mark.slow
+def test_sharded_kernels_generate_shards_without_collectives():
+    """8 simulated devices: shards are 1/8, values equal the unsharded init, no collectives."""
+    code = textwrap.dedent("""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+        import jax, jax.numpy as jnp, numpy as np, jinit, re
+        from jax.sharding import NamedSharding, PartitionSpec as P
+        from jinit import _engine
+        from jinit._engine import LeafTask, init_leaves
+        mesh = jax.make_mesh((2, 4), ("d", "m"))
+        specs = [("emb", jinit.normal(0.02), (64, 16), P("m", None)),
+                 ("qkv", jinit.lecun_normal(), (16, 48), P("d", "m")),
+                 ("fc", jinit.he_uniform(), (16, 64), P(None, ("d", "m"))),
+                 ("orth", jinit.orthogonal(), (32, 32), P(None, "m")),
+                 ("bias", jinit.zeros, (48,), P("m"))]
+        sharded = [LeafTask(p, i, s, jnp.float32, NamedSharding(mesh, sp))
+                   for p, i, s, sp in specs]
+        plain = [LeafTask(p, i, s, jnp.float32) for p, i, s, _ in specs]
+        key = jax.random.key(0)
+        a, b = init_leaves(key, sharded), init_leaves(key, plain)
+        for t, x, y in zip(sharded, a, b):
+            assert np.asarray(x).tobytes() == np.asarray(y).tobytes(), t.path
+            n = t.sharding.num_devices // len(set(map(str, t.sharding.devices_indices_map(
+                t.shape).values())))
+            assert x.addressable_shards[0].data.size * (8 // n) == x.size, t.path
+            hlo = _engine._kernel(_engine._kind(t))[0].lower(
+                key, _engine._digest(t.path)).compile().as_text()
+            found = re.findall(r"all-gather|all-reduce|collective-permute|all-to-all", hlo)
+            if t.path != "orth":
+                assert not found, (t.path, found)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
