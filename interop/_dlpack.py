@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -222,9 +223,17 @@ def check_mode(mode: str, allowed: tuple[str, ...] = MODES) -> str:
 def dtype_name(dtype: DTypeLike) -> str:
     """Canonical numpy-style name of a dtype-like ("bfloat16", "float32", ...)."""
     try:
-        return np.dtype(jnp.dtype(dtype)).name
-    except TypeError as e:
-        raise DTypeError(f"{dtype!r} is not a dtype: {e}") from None
+        return _dtype_name(dtype)
+    except TypeError as e:  # also raised for unhashable dtype-likes
+        try:
+            return np.dtype(jnp.dtype(dtype)).name
+        except TypeError:
+            raise DTypeError(f"{dtype!r} is not a dtype: {e}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype_name(dtype: DTypeLike) -> str:
+    return np.dtype(jnp.dtype(dtype)).name
 
 
 def normalize_cast(cast: CastMap | None) -> dict[str, str]:
@@ -389,11 +398,11 @@ def export_leaf(
                                                    if mode == "move" else ""))
     elif not reasons:  # the framework copied on its own (e.g. misaligned buffer)
         reasons.append(f"{fw.name} copied the buffer on import (unaligned or unsupported layout)")
-    nbytes = int(y.size) * np.dtype(y.dtype).itemsize
+    nbytes = int(y.nbytes)
     rec = ExportRecord(
         path=path, framework=fw.name, direction="export", mode=mode, zero_copy=zero_copy,
         reason="; ".join(reasons), shape=tuple(x.shape), dtype=src,
-        target_dtype=dtype_name(y.dtype), nbytes=nbytes, bytes_copied=0 if zero_copy else nbytes,
+        target_dtype=src if y is x else dtype_name(y.dtype), nbytes=nbytes, bytes_copied=0 if zero_copy else nbytes,
     )  # fmt: skip
     return t, rec
 
@@ -523,7 +532,7 @@ def import_leaf(
         reasons.append("zero-copy DLPack alias")
     elif not reasons:
         reasons.append("JAX copied the buffer on import (unaligned or unsupported layout)")
-    nbytes = int(x.size) * np.dtype(x.dtype).itemsize
+    nbytes = int(x.nbytes)
     rec = ExportRecord(
         path=path, framework=fw.name, direction="import", mode=mode, zero_copy=zero_copy,
         reason="; ".join(reasons), shape=shape, dtype=src, target_dtype=dtype_name(x.dtype),

@@ -18,7 +18,6 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinit._errors import RuleError
 from jinit.interop._layouts import (
     Concat,
     Flip,
@@ -33,6 +32,8 @@ from jinit.interop._layouts import (
     spatial,
     swap_last_two,
 )
+
+from jinit._errors import RuleError
 
 FRAMEWORKS = ("torch", "keras", "gluon")
 

@@ -232,7 +232,7 @@ class Op(abc.ABC):
         if all(have):
             return True
         if any(have):
-            missing = [r for r, h in zip(self.reads, have) if not h]
+            missing = [r for r, h in zip(self.reads, have, strict=False) if not h]
             raise ShapeError(f"{self.describe()} needs slots {missing}, which are absent")
         return False
 
@@ -506,7 +506,7 @@ def invert(rule: Rule, env: Mapping[str, Any], source_specs: Mapping[str, Spec])
     if not out:
         return out
     ops = ops_for(next(iter(out.values())))
-    for op, before in zip(reversed(rule), reversed(befores)):
+    for op, before in zip(reversed(rule), reversed(befores), strict=False):
         if before:
             op.invert(out, ops, before)
     return out

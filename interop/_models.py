@@ -17,9 +17,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jinit._errors import PathError, PortError, RuleError, ShapeError
 from jinit.interop import _layers, _layouts
 from jinit.interop._layouts import Rule, Spec
+
+from jinit._errors import PathError, PortError, RuleError, ShapeError
 
 MODES = ("copy", "move", "share")
 _COLLECTIONS = ("params", "batch_stats")
@@ -250,6 +251,7 @@ class Target(abc.ABC):
 
     def finish(self) -> None:
         """Waits for pending work (MXNet's asynchronous engine)."""
+        return None
 
 
 # --- reports --------------------------------------------------------------------------------------
@@ -316,7 +318,7 @@ class LoadReport:
             ("+".join(p.source), p.target, p.transform, "yes" if p.zero_copy else "no", p.detail) for p in self.params
         ]
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+        lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=False)) + "  " + r[4] for r in rows]
         extra = self.problems()
         if self.warnings:
             extra += "\nwarnings:\n" + "\n".join(f"  {w}" for w in self.warnings)
@@ -592,7 +594,7 @@ def read(
         lineage = _layouts.lineage(pair.rule, f.specs)
         for slot, x in back.items():
             values[f.keys[slot]] = x
-        for name, (srcs, transform, copies) in lineage.items():
+        for name, (srcs, transform, _copies) in lineage.items():
             tname = f"{pair.target.name}.{name}" if pair.target.name else name
             params.append(ParamReport(tuple(f.source(s) for s in srcs), tname, transform, False,
                                       "inverse layout applied in JAX" if transform != "identity" else f"imported ({mode})"))  # fmt: skip

@@ -12,7 +12,6 @@ import functools
 from typing import Any
 
 import jax
-
 from jinit.interop._dlpack import (
     ALL_DTYPES,
     Adapter,
@@ -23,6 +22,7 @@ from jinit.interop._dlpack import (
     import_leaf,
     import_tree,
 )
+
 from jinit._errors import BackendUnavailableError
 
 INSTALL = "pip install torch  (CPU wheel: pip install torch --index-url https://download.pytorch.org/whl/cpu)"

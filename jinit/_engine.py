@@ -31,6 +31,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
+import math
 import os
 import threading
 from collections.abc import Callable, Hashable, Sequence
@@ -150,7 +151,7 @@ def _run_unhashable(key: PRNGKey, tasks: Sequence[LeafTask]) -> list[jax.Array]:
 
 
 def _nbytes(task: LeafTask) -> int:
-    return int(np.prod(task.shape, dtype=np.int64)) * np.dtype(task.dtype).itemsize
+    return math.prod(task.shape) * np.dtype(task.dtype).itemsize
 
 
 def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
@@ -207,3 +208,8 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
 
 def _workers(n: int) -> int:
     return max(1, min(n, os.cpu_count() or 1, 8))
+
+
+def kernel_count(tasks: Sequence[LeafTask]) -> int:
+    """How many distinct kernels ``tasks`` need: one per ``(init, shape, dtype, sharding)``."""
+    return len({k for k in map(_kind, tasks) if k is not None})

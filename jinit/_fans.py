@@ -8,6 +8,7 @@ field is a float); :func:`layout_axes` maps a framework layout name to those axe
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
@@ -18,20 +19,25 @@ Layout: TypeAlias = Literal["flax", "jax", "keras", "torch", "mxnet"]
 LAYOUTS: tuple[str, ...] = ("flax", "jax", "keras", "torch", "mxnet")
 
 
-def _axes_tuple(axes: Axes) -> tuple[int, ...]:
-    return (axes,) if isinstance(axes, int) else tuple(axes)
+def _axes_tuple(axes: Axes, name: str = "axes") -> tuple[int, ...]:
+    try:
+        if isinstance(axes, Sequence):
+            return tuple(operator.index(a) for a in axes)
+        return (operator.index(axes),)
+    except TypeError as e:
+        raise InitializerArgumentError(
+            f"{name} must be an int or a sequence of ints; got {name}={axes!r}.") from e
 
 
 def _size(shape: tuple[int, ...], axes: Axes, name: str) -> int:
     ndim = len(shape)
-    for a in _axes_tuple(axes):
+    idx = _axes_tuple(axes, name)
+    for a in idx:
         if not -ndim <= a < ndim:
             raise ShapeError(
                 f"{name}={axes!r} is out of range for a {ndim}-D shape {shape}; "
                 f"pass axes in [-{ndim}, {ndim - 1}].")
-    if isinstance(axes, int):
-        return shape[axes]
-    return math.prod(shape[a] for a in axes)
+    return math.prod(shape[a] for a in idx)
 
 
 def compute_fans(
@@ -55,8 +61,9 @@ def compute_fans(
       ``(fan_in, fan_out)`` as floats.
 
     Raises:
-      ShapeError: for 0-D/1-D shapes with the default ``in_axis``, axes out of range, or
-        zero-sized fan axes.
+      ShapeError: for 0-D/1-D shapes with the default ``in_axis``, axes out of range,
+        zero-sized fan axes, or a shape that is not a sequence of non-negative ints.
+      InitializerArgumentError: for axes that are not ints or sequences of ints.
 
     Examples:
       >>> import jinit
@@ -65,7 +72,12 @@ def compute_fans(
       >>> jinit.compute_fans((128, 64, 3, 3), in_axis=1, out_axis=0)  # torch OIHW
       (576.0, 1152.0)
     """
-    shape = tuple(int(d) for d in shape)
+    try:
+        shape = tuple(operator.index(d) for d in shape)
+    except TypeError as e:
+        raise ShapeError(f"compute_fans needs a shape that is a sequence of ints; got {shape!r}.") from e
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"compute_fans got shape {shape} with a negative dimension.")
     if isinstance(in_axis, int) and in_axis == -2 and len(shape) <= 1:
         raise ShapeError(
             f"cannot compute fans of a {len(shape)}-D shape {shape} with the default in_axis=-2: "

@@ -69,6 +69,8 @@ def check_real(name: str, value: Any, *, owner: str, positive: bool = False,
     if isinstance(value, jax.core.Tracer):
         return
     try:
+        if isinstance(np.asarray(value).item() if np.ndim(value) == 0 else None, (str, bytes)):
+            raise TypeError("strings are not numbers")  # complex("2") would parse it
         x = complex(np.asarray(value).item()) if np.ndim(value) == 0 else None
     except (TypeError, ValueError) as e:
         raise InitializerArgumentError(

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from _stats import N_MIN
 
-from jinit._paths import flatten
+from jinit._paths import flatten, leaf_key
 
 
 def leaves_at(tree, *paths: str) -> list[np.ndarray]:
@@ -31,16 +31,24 @@ def leaves_at(tree, *paths: str) -> list[np.ndarray]:
 def ours(tree_init, spec, *groups: str | tuple[str, ...], n_min: int = N_MIN, seed: int = 0):
     """Pooled values of each group of paths, over enough keys for ``n_min`` values per group.
 
-    One jitted ``vmap`` over keys computes every group. Returns one array per group (a single
-    array for a single group).
+    Each leaf is what ``tree_init(key, spec)`` gives it: the initializer its plan resolved
+    (``tree_init.plan(spec)``), called with the leaf's key, exactly as the engine calls it;
+    sampling only the leaves asked for keeps small biases of big layers cheap. One jitted
+    program computes every group. Returns one array per group (an array for one group).
     """
     groups = [(g,) if isinstance(g, str) else tuple(g) for g in groups]
-    flat = flatten(spec)
-    shapes = dict(zip(flat.paths, (getattr(x, "shape", ()) for x in flat.leaves), strict=True))
-    n = max(math.ceil(n_min / sum(math.prod(shapes[p]) for p in g)) for g in groups)
-    keys = jax.random.split(jax.random.key(seed), n)
-    out = jax.jit(jax.vmap(lambda k: tree_init(k, spec)))(keys)
-    pooled = [np.concatenate([v.ravel() for v in leaves_at(out, *g)]) for g in groups]
+    plan = tree_init.plan(spec)
+    counts = [math.ceil(n_min / sum(math.prod(plan[p].shape) for p in g)) for g in groups]
+
+    def one(key, g):
+        return [plan[p].init(leaf_key(key, p), plan[p].shape, plan[p].dtype) for p in g]
+
+    def run(key):
+        return [jax.vmap(lambda k, g=g: one(k, g))(jax.random.split(jax.random.fold_in(key, i), n))
+                for i, (g, n) in enumerate(zip(groups, counts, strict=True))]
+
+    out = jax.jit(run)(jax.random.key(seed))
+    pooled = [np.concatenate([np.asarray(v, np.float64).ravel() for v in vals]) for vals in out]
     return pooled[0] if len(pooled) == 1 else pooled
 
 

@@ -1,4 +1,4 @@
-"""Statistical checks shared by the compat tests: draw >= 100k values, compare two samples.
+"""Helpers shared by the compat tests: draw >= 100k values, compare two samples, layouts.
 
 Thresholds (all seeds are fixed, so every test is deterministic):
 
@@ -64,3 +64,20 @@ def check_same_distribution(ours, theirs, *, std: float | None = None, lo: float
         width = hi - lo
         assert ours.min() < lo + 0.01 * width and ours.max() > hi - 0.01 * width, (
             f"jinit range [{ours.min()}, {ours.max()}] does not reach the bounds [{lo}, {hi}]")
+
+
+def io_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The Flax/Keras-layout shape ``(*k, in, out)`` of an ``(out, in, *k)`` torch/mxnet shape."""
+    return (*shape[2:], shape[1], shape[0])
+
+
+def to_oi(draws: np.ndarray) -> np.ndarray:
+    """Stacked Flax-layout draws ``(reps, *k, in, out)`` -> ``(reps, out, in, *k)``."""
+    nd = draws.ndim - 1
+    return np.transpose(draws, (0, nd, nd - 1, *range(1, nd - 1)))
+
+
+def oi_fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """torch/mxnet ``(fan_in, fan_out)`` of an ``(out, in, *k)`` shape."""
+    rf = math.prod(shape[2:])
+    return shape[1] * rf, shape[0] * rf

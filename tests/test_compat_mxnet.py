@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _stats import check_same_distribution, draw_jinit, reps
+from _stats import check_same_distribution, draw_jinit, io_shape, oi_fans, reps, to_oi
 from conftest import require
 
 import jinit
@@ -17,20 +17,6 @@ from jinit.compat import mxnet as jm
 # mxnet layout (out, in, *k): 2-D both ways, conv 4-D and 3-D.
 SHAPES = [(256, 512), (512, 256), (64, 32, 3, 3), (64, 48, 5)]
 
-
-def _flax(shape):
-    return (*shape[2:], shape[1], shape[0])
-
-
-def _to_mxnet_layout(w):
-    """Flax-layout draws ``(reps, *k, in, out)`` -> ``(reps, out, in, *k)``."""
-    nd = w.ndim - 1
-    return np.transpose(w, (0, nd, nd - 1, *range(1, nd - 1)))
-
-
-def _fans(shape):
-    rf = math.prod(shape[2:])
-    return shape[1] * rf, shape[0] * rf
 
 
 def mx_init(init, shape, name="fc_weight"):
@@ -71,7 +57,7 @@ XAVIER_IDS = [f"{n}-{kw}" for n, kw, *_ in XAVIER_CASES]
 @pytest.mark.parametrize(("name", "kwargs", "class_name", "expect"), XAVIER_CASES,
                          ids=XAVIER_IDS)
 def test_xavier_family_matches_mxnet(name, kwargs, class_name, expect, shape):
-    std, bound = expect(*_fans(shape))
+    std, bound = expect(*oi_fans(shape))
     ours = draw_jinit(getattr(jm, name)(**kwargs), shape, seed=1)
     theirs = draw_mxnet(class_name, shape, seed=1, **kwargs)
     check_same_distribution(ours, theirs, std=std, lo=None if bound is None else -bound,
@@ -82,8 +68,8 @@ def test_xavier_family_matches_mxnet(name, kwargs, class_name, expect, shape):
                          ids=XAVIER_IDS)
 def test_flax_layout_has_mxnet_fans(name, kwargs, class_name, expect):
     shape = (64, 32, 3, 3)
-    std, bound = expect(*_fans(shape))
-    ours = draw_jinit(getattr(jm, name)(**kwargs, layout="flax"), _flax(shape), seed=2)
+    std, bound = expect(*oi_fans(shape))
+    ours = draw_jinit(getattr(jm, name)(**kwargs, layout="flax"), io_shape(shape), seed=2)
     theirs = draw_mxnet(class_name, shape, seed=2, **kwargs)
     check_same_distribution(ours, theirs, std=std, lo=None if bound is None else -bound,
                             hi=bound)
@@ -125,9 +111,9 @@ def test_orthogonal_matches_mxnet(shape, layout, rand_type, monkeypatch):
     monkeypatch.setattr(require("mxnet").initializer, "np", _IntProdNumpy())
     scale = 1.414
     init = jm.orthogonal(rand_type=rand_type, layout=layout)
-    ours = draw_jinit(init, shape if layout == "mxnet" else _flax(shape), seed=4)
+    ours = draw_jinit(init, shape if layout == "mxnet" else io_shape(shape), seed=4)
     if layout == "flax":
-        ours = _to_mxnet_layout(ours)
+        ours = to_oi(ours)
     for w in ours[:2]:  # mxnet's matrix (out, in*k) has orthonormal rows or columns * scale
         m = w.reshape(shape[0], -1)
         small = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
@@ -145,8 +131,8 @@ def test_bilinear_exactly_mxnet(shape, layout):
     if layout == "mxnet":
         got = np.asarray(jm.bilinear()(jax.random.key(0), shape))
     else:
-        got = _to_mxnet_layout(np.asarray(jm.bilinear(layout="flax")(
-            jax.random.key(0), _flax(shape)))[None])[0]
+        got = to_oi(np.asarray(jm.bilinear(layout="flax")(
+            jax.random.key(0), io_shape(shape)))[None])[0]
     np.testing.assert_array_equal(got, ref)
 
 

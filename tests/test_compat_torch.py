@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _stats import check_same_distribution, draw_jinit, reps
+from _stats import check_same_distribution, draw_jinit, io_shape, oi_fans, reps, to_oi
 from conftest import require
 from scipy import stats
 
@@ -17,22 +17,6 @@ from jinit.compat import torch as jt
 
 # torch layout (out, in, *k): 2-D both ways, conv 4-D and 3-D.
 SHAPES = [(256, 512), (512, 256), (64, 32, 3, 3), (64, 48, 5)]
-
-
-def _flax(shape):
-    """The Flax-layout shape (*k, in, out) of a torch-layout shape (out, in, *k)."""
-    return (*shape[2:], shape[1], shape[0])
-
-
-def _to_torch_layout(w):
-    """Flax-layout array(s) ``(..., *k, in, out)`` -> torch layout ``(..., out, in, *k)``."""
-    nd = w.ndim - 1
-    return np.transpose(w, (0, nd, nd - 1, *range(1, nd - 1)))
-
-
-def _fans(shape):
-    rf = math.prod(shape[2:])
-    return shape[1] * rf, shape[0] * rf
 
 
 def draw_torch(fn_name, shape, seed=0, **kwargs):
@@ -64,7 +48,7 @@ VS_IDS = [f"{n}-{kw}" for n, kw, _ in VS_CASES]
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize(("name", "kwargs", "expect"), VS_CASES, ids=VS_IDS)
 def test_variance_scaling_family_matches_torch(name, kwargs, expect, shape):
-    std, bound = expect(*_fans(shape))
+    std, bound = expect(*oi_fans(shape))
     ours = draw_jinit(getattr(jt, name)(**kwargs), shape, seed=1)
     theirs = draw_torch(name, shape, seed=1, **kwargs)
     check_same_distribution(ours, theirs, std=std, lo=None if bound is None else -bound,
@@ -74,8 +58,8 @@ def test_variance_scaling_family_matches_torch(name, kwargs, expect, shape):
 @pytest.mark.parametrize(("name", "kwargs", "expect"), VS_CASES, ids=VS_IDS)
 def test_flax_layout_has_torch_fans(name, kwargs, expect):
     shape = (64, 32, 3, 3)
-    std, bound = expect(*_fans(shape))
-    ours = draw_jinit(getattr(jt, name)(**kwargs, layout="flax"), _flax(shape), seed=2)
+    std, bound = expect(*oi_fans(shape))
+    ours = draw_jinit(getattr(jt, name)(**kwargs, layout="flax"), io_shape(shape), seed=2)
     theirs = draw_torch(name, shape, seed=2, **kwargs)
     check_same_distribution(ours, theirs, std=std, lo=None if bound is None else -bound,
                             hi=bound)
@@ -135,9 +119,9 @@ def test_trunc_normal_avoids_the_inverse_cdf_outliers():
 def test_orthogonal_matches_torch(shape, layout):
     gain = 2.0
     init = jt.orthogonal(gain, layout=layout)
-    ours = draw_jinit(init, shape if layout == "torch" else _flax(shape), seed=5)
+    ours = draw_jinit(init, shape if layout == "torch" else io_shape(shape), seed=5)
     if layout == "flax":
-        ours = _to_torch_layout(ours)
+        ours = to_oi(ours)
     # Defining property: the torch matrix (out, in*k) has orthonormal rows or columns * gain.
     for w in ours[:2]:
         m = w.reshape(shape[0], -1)
@@ -191,7 +175,7 @@ def test_dirac_exactly_torch(shape, groups, layout):
     if layout == "torch":
         got = np.asarray(init(jax.random.key(0), shape))
     else:
-        got = _to_torch_layout(np.asarray(init(jax.random.key(0), _flax(shape)))[None])[0]
+        got = to_oi(np.asarray(init(jax.random.key(0), io_shape(shape)))[None])[0]
     np.testing.assert_array_equal(got, ref)
 
 

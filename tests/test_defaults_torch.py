@@ -82,6 +82,7 @@ def _lstm_linen_spec():
     return linen_spec(nn.RNN(nn.LSTMCell(64)), (1, 3, 32))
 
 
+@pytest.mark.slow
 def test_lstm_linen_cell():
     torch = _torch()
     spec = _lstm_linen_spec()
@@ -117,6 +118,7 @@ def test_lstm_nnx_fused_cell():
                             lo=-2 * bound, hi=2 * bound, tight=False)
 
 
+@pytest.mark.slow
 def test_gru_linen_cell_bias_sources():
     """r, z: b_i + b_h summed into Flax's input bias; n: b_in and b_hn stay separate."""
     torch = _torch()
@@ -131,6 +133,7 @@ def test_gru_linen_cell_bias_sources():
     _uniform_case(n, theirs(lambda i: make(i).bias_ih_l0.detach().numpy()[128:]), bound)
 
 
+@pytest.mark.slow
 def test_multihead_attention_packed_in_proj():
     """q/k/v: xavier_uniform of the packed (3E, E) in_proj_weight; out_proj U(±1/sqrt(E))."""
     torch = _torch()

@@ -31,6 +31,7 @@ class Section:
 SECTIONS: list[Section] = [
     Section("core", "Initializing an MLP, the textbook way", "jinit._demos.core:run"),
     Section("trees", "Tree initializers: rule sets, edits, summary, sharding", "jinit._demos.trees:run"),
+    Section("interop", "The MLP ported to PyTorch, Keras and Gluon: same outputs", "jinit._demos.interop:run"),
 ]
 
 RULE = "=" * 96

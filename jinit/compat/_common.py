@@ -21,8 +21,6 @@ from jinit._combinators import Shifted, Wrapper, _call
 from jinit._errors import InitializerArgumentError, ShapeError
 from jinit._fans import LAYOUTS, layout_axes
 from jinit._initializers import (
-    DISTRIBUTIONS,
-    MODES,
     Initializer,
     Normal,
     Uniform,
@@ -72,11 +70,8 @@ class LayoutVarianceScaling(Initializer):
     dtype: DTypeLike | None = None
 
     def __post_init__(self) -> None:
-        owner = "variance_scaling"
-        check_real("scale", self.scale, owner=owner, nonnegative=True)
-        check_choice("mode", self.mode, MODES, owner=owner)
-        check_choice("distribution", self.distribution, DISTRIBUTIONS, owner=owner)
-        check_layout(self.layout, owner)
+        VarianceScaling(self.scale, self.mode, self.distribution)  # validates the shared args
+        check_layout(self.layout, "variance_scaling")
 
     def _sample(self, key, shape, dtype, out_sharding):
         if math.prod(shape) == 0:

@@ -24,6 +24,8 @@ orthogonal(gain)            ``Orthogonal(gain=1.0)``        Haar (semi-)orthogon
 identity(gain)              ``Identity(gain=1.0)``          ``gain·eye`` (2-D only)
 constant(value)             ``Constant(value=0.0)``         ``value``
 zeros, ones                 ``Zeros()``, ``Ones()``         0, 1
+defaults()                  (layer defaults)                a tree initializer: Keras's per-layer
+                                                            defaults on a Flax param tree
 =========================== =============================== ====================================
 
 Fans are Keras's: ``fan_in = in·∏k``, ``fan_out = out·∏k``; a 1-D shape ``(n,)`` has
@@ -54,11 +56,12 @@ from jinit.compat._common import (
     shifted_normal,
     uniform_range,
 )
+from jinit.compat._defaults import keras_defaults as defaults
 
 __all__ = [
-    "constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
-    "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_normal", "random_uniform",
-    "truncated_normal", "variance_scaling", "zeros",
+    "constant", "defaults", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+    "identity", "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_normal",
+    "random_uniform", "truncated_normal", "variance_scaling", "zeros",
 ]
 
 #: Initializers (not factories) returning zeros and ones, as ``jinit.zeros``/``jinit.ones``.

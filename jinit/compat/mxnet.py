@@ -22,6 +22,8 @@ lstm_bias(forget_bias)            ``LSTMBias(forget_bias=1.0)``      0, ``forget
                                                                      ``[H, 2H)``
 constant(value)                   ``Constant(value)``                ``value``
 zero, one                         ``Zero()``, ``One()``              0, 1
+defaults(init)                    (Gluon layer defaults)             a tree initializer: Gluon's
+                                                                     defaults on a Flax param tree
 ================================= ================================== ===========================
 
 Fans are MXNet's: ``fan_in = in·∏k``, ``fan_out = out·∏k``, ``n`` per ``factor_type``
@@ -57,10 +59,11 @@ from jinit.compat._common import (
     shifted_normal,
     uniform_range,
 )
+from jinit.compat._defaults import mxnet_defaults as defaults
 
 __all__ = [
-    "MXNetBilinear", "SVDOrthogonal", "bilinear", "constant", "lstm_bias", "msra_prelu", "normal", "one",
-    "orthogonal", "uniform", "xavier", "zero",
+    "bilinear", "constant", "defaults", "lstm_bias", "msra_prelu", "MXNetBilinear", "normal",
+    "one", "orthogonal", "SVDOrthogonal", "uniform", "xavier", "zero",
 ]
 
 #: Initializers (not factories) returning zeros and ones, as ``jinit.zeros``/``jinit.ones``.

@@ -29,6 +29,8 @@ orthogonal(gain)   ``orthogonal_(w, gain=1)``               Haar (semi-)orthogon
 sparse(sparsity)   ``sparse_(w, sparsity, std=0.01)``       ``N(0, std²)``, ``ceil(sparsity·out)``
                                                             zeros per input column
 calculate_gain     ``calculate_gain(nonlinearity, param)``  torch's gain table
+defaults()         (``nn.Linear``, ``nn.Conv*``, ...        a tree initializer: torch's per-layer
+                   ``reset_parameters``)                    defaults on a Flax param tree
 ================== ======================================== ====================================
 
 Fans are torch's: ``fan_in = in·∏k``, ``fan_out = out·∏k``; fan-based initializers need a
@@ -67,10 +69,11 @@ from jinit.compat._common import (
     shifted_normal,
     uniform_range,
 )
+from jinit.compat._defaults import torch_defaults as defaults
 
 __all__ = [
-    "TruncNormal", "calculate_gain", "constant", "dirac", "eye", "kaiming_normal",
-    "kaiming_uniform", "normal", "ones", "orthogonal", "sparse", "trunc_normal", "uniform",
+    "calculate_gain", "constant", "defaults", "dirac", "eye", "kaiming_normal", "kaiming_uniform",
+    "normal", "ones", "orthogonal", "sparse", "trunc_normal", "TruncNormal", "uniform",
     "xavier_normal", "xavier_uniform", "zeros",
 ]
 

@@ -102,6 +102,6 @@ def assert_same_tree(a, b):
     la, ta = jax.tree_util.tree_flatten_with_path(a)
     lb, tb = jax.tree_util.tree_flatten_with_path(b)
     assert ta == tb
-    for (pa, x), (_, y) in zip(la, lb):
+    for (pa, x), (_, y) in zip(la, lb, strict=False):
         assert x.dtype == y.dtype and x.shape == y.shape, pa
         assert np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8)), pa

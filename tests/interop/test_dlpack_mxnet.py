@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _arrays import RSS_SCRIPT, run_python, sample, same_bits
+from _arrays import RSS_SCRIPT, run_python, same_bits, sample
 from conftest import require
-
-import jinit
 from jinit.interop import InteropError, from_mxnet, from_torch, to_mxnet
 from jinit.interop import _mxnet as adapter
+
+import jinit
 
 mx = require("mxnet")
 

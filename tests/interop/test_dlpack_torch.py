@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _arrays import DTYPES_32, DTYPES_64, RSS_SCRIPT, run_python, sample, same_bits
+from _arrays import DTYPES_32, DTYPES_64, RSS_SCRIPT, run_python, same_bits, sample
 from conftest import require
 from flax.core import FrozenDict
-
-import jinit
 from jinit.interop import ExportReport, InteropError, from_torch, to_torch
 from jinit.interop import _torch as adapter
+
+import jinit
 
 torch = require("torch")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import require
 from flax_models import assert_close, assert_same_tree, build
+from jinit.interop._load_torch import load_torch, params_from_torch
 
 from jinit._errors import PortError
-from jinit.interop._load_torch import load_torch, params_from_torch
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_mapping_and_sorted_dicts(torch):
     x = jnp.ones((1, 3))
     variables = jax.tree.map(lambda a: a, fm.init(jax.random.key(0), x))
     assert list(variables["params"])[:3] == ["layers_0", "layers_1", "layers_10"]
-    tm = torch.nn.Sequential(*[torch.nn.Linear(a, b) for a, b in zip(widths, widths[1:])])
+    tm = torch.nn.Sequential(*[torch.nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False)])
     load_torch(tm, variables)
     with torch.no_grad():
         assert_close(fm.apply(variables, x), tm(torch.ones(1, 3)).numpy())

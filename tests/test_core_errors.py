@@ -1,0 +1,141 @@
+"""Bad input to the core (jinit._initializers, jinit._fans): jinit errors naming the argument."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jinit
+
+KEY = jax.random.key(0)
+NAN, INF = float("nan"), float("inf")
+
+# --- construction: every invalid hyperparameter raises InitializerArgumentError ---------------
+
+BAD_ARGS = [
+    (lambda: jinit.variance_scaling(-1.0, "fan_in", "normal"), "scale must be >= 0; got scale=-1.0"),
+    (lambda: jinit.variance_scaling(NAN, "fan_in", "normal"), "scale must be finite; got scale=nan"),
+    (lambda: jinit.variance_scaling("2", "fan_in", "normal"), "scale must be a number"),
+    (lambda: jinit.variance_scaling([1, 2], "fan_in", "normal"), "scale must be a scalar"),
+    (lambda: jinit.variance_scaling(1.0, "fan_xx", "normal"),
+     r"mode must be one of \('fan_in', 'fan_out', 'fan_avg', 'fan_geo_avg'\); got mode='fan_xx'"),
+    (lambda: jinit.variance_scaling(1.0, "fan_in", "gaussian"),
+     "distribution must be one of .*got distribution='gaussian'"),
+    (lambda: jinit.glorot_uniform(in_axis=1.5), "in_axis must be an int or a sequence of ints"),
+    (lambda: jinit.he_normal(batch_axis=None), "batch_axis must be an int or a sequence"),
+    (lambda: jinit.normal(-0.1), "normal: stddev must be >= 0"),
+    (lambda: jinit.normal(INF), "normal: stddev must be finite"),
+    (lambda: jinit.uniform(-1.0), "uniform: scale must be >= 0"),
+    (lambda: jinit.uniform("a"), "uniform: scale must be a number"),
+    (lambda: jinit.truncated_normal(NAN), "truncated_normal: stddev must be finite"),
+    (lambda: jinit.truncated_normal(1.0, lower=2.0, upper=-2.0), "lower must be < upper"),
+    (lambda: jinit.truncated_normal(1.0, lower=NAN), "lower must be finite"),
+    (lambda: jinit.orthogonal(NAN), "orthogonal: scale must be finite"),
+    (lambda: jinit.orthogonal(column_axis=(0, 1)), "column_axis must be an int"),
+    (lambda: jinit.orthogonal(column_axis=True), "column_axis must be an int"),
+    (lambda: jinit.delta_orthogonal(scale=NAN), "scale must be finite"),
+    (lambda: jinit.constant("abc"), "constant: value must be a number or an array"),
+    (lambda: jinit.constant(None), "constant: value must be a number or an array"),
+    (lambda: jinit.layout_axes("nchw", 4), "layout must be one of .*got layout='nchw'"),
+    (lambda: jinit.compute_fans((4, 3), in_axis=1.5), "in_axis must be an int or a sequence"),
+]
+
+
+@pytest.mark.parametrize(("build", "match"), BAD_ARGS, ids=[m for _, m in BAD_ARGS])
+def test_bad_arguments_raise_at_construction(build, match):
+    with pytest.raises(jinit.InitializerArgumentError, match=match) as info:
+        build()
+    assert isinstance(info.value, ValueError)
+
+
+# --- call: shapes and dtypes -------------------------------------------------------------------
+
+FAN_INITS = [jinit.glorot_uniform(), jinit.he_normal(), jinit.lecun_normal(),
+             jinit.variance_scaling(1.0, "fan_geo_avg", "uniform")]
+
+
+@pytest.mark.parametrize("init", FAN_INITS, ids=repr)
+@pytest.mark.parametrize("shape", [(), (5,)], ids=str)
+def test_fans_of_0d_and_1d_shapes_raise(init, shape):
+    with pytest.raises(jinit.ShapeError, match=rf"cannot compute fans of a {len(shape)}-D shape"):
+        init(KEY, shape)
+
+
+@pytest.mark.parametrize("init", [jinit.normal(), jinit.uniform(), jinit.truncated_normal(),
+                                  jinit.he_uniform(), jinit.orthogonal(),
+                                  jinit.delta_orthogonal()], ids=repr)
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.bool_], ids=str)
+def test_integer_dtypes_for_random_inits_raise(init, dtype):
+    shape = (3, 3, 4, 8)
+    with pytest.raises(jinit.DTypeError, match=rf"cannot produce dtype {np.dtype(dtype)}"):
+        init(KEY, shape, dtype)
+
+
+def test_constants_allow_integer_dtypes():
+    assert jinit.zeros(KEY, (2,), jnp.int32).dtype == jnp.int32
+    assert jinit.constant(3)(KEY, (2,), jnp.uint8).tolist() == [3, 3]
+
+
+BAD_CALLS = [
+    (jinit.normal(), (2.5, 3), None, jinit.ShapeError, "sequence of ints; got \\(2.5, 3\\)"),
+    (jinit.normal(), None, None, jinit.ShapeError, "sequence of ints; got None"),
+    (jinit.normal(), (-1, 3), None, jinit.ShapeError, "negative dimension"),
+    (jinit.normal(), (3,), "floaty", jinit.DTypeError, "dtype='floaty', which is not a dtype"),
+    (jinit.glorot_uniform(in_axis=5), (3, 3), None, jinit.ShapeError,
+     r"in_axis=5 is out of range for a 2-D shape \(3, 3\)"),
+    (jinit.he_normal(), (0, 4), None, jinit.ShapeError, "the in/out/batch axes have size zero"),
+    (jinit.orthogonal(), (3,), None, jinit.ShapeError, "at least 2 dimensions; got \\(3,\\)"),
+    (jinit.orthogonal(column_axis=3), (3, 3), None, jinit.ShapeError,
+     "column_axis=3 is out of range"),
+    (jinit.delta_orthogonal(), (3, 3, 8, 4), None, jinit.ShapeError,
+     "needs in <= out .*got in=8, out=4"),
+    (jinit.delta_orthogonal(), (3, 3), None, jinit.ShapeError, "3-D, 4-D or 5-D conv kernel"),
+    (jinit.delta_orthogonal(), (2, 2, 2, 2, 3, 3), None, jinit.ShapeError, "3-D, 4-D or 5-D"),
+    (jinit.constant(np.ones(3)), (2, 2), None, jinit.ShapeError,
+     r"shape \(3,\) cannot be broadcast to the requested shape \(2, 2\)"),
+]
+
+
+@pytest.mark.parametrize(("init", "shape", "dtype", "error", "match"), BAD_CALLS,
+                         ids=[m for *_, m in BAD_CALLS])
+def test_bad_calls_raise(init, shape, dtype, error, match):
+    with pytest.raises(error, match=match):
+        init(KEY, shape, dtype)
+
+
+# --- compute_fans ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("shape", "match"), [
+    ((5,), "1-D shape"), ((), "0-D shape"), ((0, 5), "size zero"),
+    ((-1, 3), "negative dimension"), ((2.5, 3), "sequence of ints"), (None, "sequence of ints"),
+], ids=str)
+def test_compute_fans_bad_shapes(shape, match):
+    with pytest.raises(jinit.ShapeError, match=match):
+        jinit.compute_fans(shape)
+
+
+def test_compute_fans_accepts_numpy_ints_and_matches_jax():
+    shape = (np.int64(3), 3, 64, np.int32(128))
+    assert jinit.compute_fans(shape, in_axis=np.int64(-2)) == (576.0, 1152.0)
+    from jax._src.nn.initializers import _compute_fans
+
+    for axes in [dict(in_axis=-2, out_axis=0), dict(in_axis=(0, 1), out_axis=-1, batch_axis=2)]:
+        assert jinit.compute_fans((2, 3, 4, 5), **axes) == _compute_fans((2, 3, 4, 5), **axes)
+
+
+# --- failed calls leave user inputs untouched --------------------------------------------------
+
+def test_failed_calls_leave_inputs_untouched():
+    shape, axes = [3, 3, 8, 4], [0, 1]
+    with pytest.raises(jinit.ShapeError):
+        jinit.delta_orthogonal()(KEY, shape)
+    init = jinit.variance_scaling(1.0, "fan_in", "normal", in_axis=axes)
+    with pytest.raises(jinit.ShapeError):
+        init(KEY, [5])
+    assert shape == [3, 3, 8, 4] and axes == [0, 1] and init.in_axis == (0, 1)
+    value = np.ones(3)
+    with pytest.raises(jinit.ShapeError):
+        jinit.constant(value)(KEY, (2, 2))
+    np.testing.assert_array_equal(value, np.ones(3))
