@@ -128,8 +128,7 @@ def run(model: str, rounds: int, cases: tuple[str, ...] = CASES) -> tuple[str, d
 
 
 def main(quick: bool = False) -> list[str]:
-    plan = [("gpt5m", 1, ("jinit", "jinit_cached", "jax_nn", "linen", "torch_default"))] if (
-        quick) else [("gpt110m", 3, CASES), ("gpt412m", 1, ("jinit", "jinit_cached",
+    plan = [("mlp", 1, ("jinit", "linen", "torch_default"))] if quick else [("gpt110m", 3, CASES), ("gpt412m", 1, ("jinit", "jinit_cached",
                                                             "jax_nn", "linen",
                                                             "torch_default")),
                      ("mlp", 3, CASES)]
