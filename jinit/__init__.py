@@ -13,6 +13,7 @@ from jinit._errors import (
     BackendUnavailableError as BackendUnavailableError,
     DTypeError as DTypeError,
     InitializerArgumentError as InitializerArgumentError,
+    InteropError as InteropError,
     JinitError as JinitError,
     LeafInitError as LeafInitError,
     PathError as PathError,

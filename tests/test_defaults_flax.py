@@ -9,6 +9,8 @@ jinit key. One KS test (>= 100k values each, p > 1e-4, see _stats.py) compares a
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -108,6 +110,12 @@ def test_recognizes_every_nnx_layer_with_clean_paths():
     assert kinds["mha/query/kernel"] == "attention_kernel" and layers["mha/query/kernel"].packed
 
 
+@functools.cache
+def _zoo_defaults() -> dict[str, np.ndarray]:
+    flat = jinit._paths.flatten(jf.defaults()(KEY, zoo_spec()))
+    return dict(zip(flat.paths, map(np.asarray, flat.leaves), strict=True))
+
+
 FLATTENED = (lambda shape: (shape[0], int(np.prod(shape[1:]))),
              lambda shape: (int(np.prod(shape[:-1])), shape[-1]))
 
@@ -136,18 +144,13 @@ def _flax_leaf(init, path, shape, flatten=None):
     ("params/DenseGeneral_1/kernel", init_fns.lecun_normal(), FLATTENED[0]),
 ])
 def test_flax_defaults_bit_identical_to_flax_initializers(path, flax_init, flatten):
-    spec = zoo_spec()
-    out = jf.defaults()(KEY, spec)
-    got = jinit._paths.flatten(out)
-    got = dict(zip(got.paths, got.leaves, strict=True))[path]
+    got = _zoo_defaults()[path]
     want = _flax_leaf(flax_init, path, got.shape, flatten)
     np.testing.assert_array_equal(got, want)
 
 
 def test_flax_defaults_constants():
-    out = jf.defaults()(KEY, zoo_spec())
-    flat = jinit._paths.flatten(out)
-    values = dict(zip(flat.paths, flat.leaves, strict=True))
+    values = _zoo_defaults()
     for path, kind in EXPECTED_LINEN.items():
         if kind in ("bias", "shift", "mean", "rnn_bias", "attention_bias"):
             assert not np.asarray(values[path]).any(), path
