@@ -495,12 +495,12 @@ def invert(rule: Rule, env: Mapping[str, Any], source_specs: Mapping[str, Spec])
       >>> import numpy as np
       >>> from jinit.interop import _layouts as L
       >>> rule = (L.Rename("kernel", "weight"), L.Permute("weight", (1, 0)))
-      >>> w = np.arange(6.0).reshape(3, 2)
+      >>> w = np.arange(6, dtype=np.float32).reshape(3, 2)
       >>> L.invert(rule, {"weight": w}, {"kernel": L.Spec((2, 3))})["kernel"].shape
       (2, 3)
     """
     expected = apply(rule, source_specs)
-    check_fits(expected, {k: spec_of(v) for k, v in env.items()}, what="converted")
+    check_fits(expected, {k: spec_of(v) for k, v in env.items()}, what="model")
     befores = trace(rule, source_specs)
     out = dict(env)
     if not out:

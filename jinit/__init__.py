@@ -17,6 +17,7 @@ from jinit._errors import (
     JinitError as JinitError,
     LeafInitError as LeafInitError,
     PathError as PathError,
+    PortError as PortError,
     RuleError as RuleError,
     ShapeError as ShapeError,
 )
@@ -116,4 +117,16 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+local"
 
+# Submodules whose imports are heavy (Flax ~1.3 s) or framework-facing load on first access.
+_LAZY_SUBMODULES = ("flax", "nnx", "interop")
+
 __all__ = [name for name in dir() if not name.startswith("_") and name != "annotations"]
+__all__ += list(_LAZY_SUBMODULES)
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"jinit.{name}")
+    raise AttributeError(f"module 'jinit' has no attribute {name!r}")
