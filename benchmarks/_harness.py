@@ -91,7 +91,7 @@ def round_robin(cases: dict[str, Callable[[], Any]], rounds: int) -> dict[str, T
 
 def ratio(a: Timing, b: Timing) -> float:
     """Median over rounds of ``b / a``: how many times faster ``a`` is than ``b``."""
-    return statistics.median(y / x for x, y in zip(a.times, b.times))
+    return statistics.median(y / x for x, y in zip(a.times, b.times, strict=False))
 
 
 def peak_rss_mib() -> float:

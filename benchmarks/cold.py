@@ -113,7 +113,7 @@ def run(model: str, rounds: int, cases: tuple[str, ...] = CASES) -> tuple[str, d
     ours = results["jinit"]
     rows = []
     for c, rs in results.items():
-        faster = statistics.median(b["ttp"] / a["ttp"] for a, b in zip(ours, rs))
+        faster = statistics.median(b["ttp"] / a["ttp"] for a, b in zip(ours, rs, strict=False))
         rows.append((LABELS[c], f"{med[c]:.2f} ({min(r['ttp'] for r in rs):.2f}-"
                      f"{max(r['ttp'] for r in rs):.2f})",
                      f"{statistics.median(r['wall'] for r in rs):.2f}",

@@ -51,7 +51,7 @@ class Mlp:
 
     @property
     def params(self) -> int:
-        return sum(a * b + b for a, b in zip(self.widths, self.widths[1:]))
+        return sum(a * b + b for a, b in zip(self.widths, self.widths[1:], strict=False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Cnn:
     @property
     def params(self) -> int:
         c = self.channels
-        return sum(9 * a * b + b for a, b in zip(c, c[1:])) + c[-1] * self.classes + self.classes
+        return sum(9 * a * b + b for a, b in zip(c, c[1:], strict=False)) + c[-1] * self.classes + self.classes
 
 
 GPT100M = Gpt()
@@ -158,7 +158,7 @@ def jax_nn_init(spec_tree: Any) -> Callable:
 
     def init(key):
         keys = jax.random.split(key, len(plan))
-        return treedef.unflatten([f(k, s.shape, s.dtype) for (f, s), k in zip(plan, keys)])
+        return treedef.unflatten([f(k, s.shape, s.dtype) for (f, s), k in zip(plan, keys, strict=False)])
 
     return init
 
@@ -193,10 +193,10 @@ def nnx_construct(model: Any) -> Callable:
                          nnx.Linear(d, 4 * d, rngs=rngs), nnx.Linear(4 * d, d, rngs=rngs)]
             mods.append(nnx.LayerNorm(d, rngs=rngs))
         elif isinstance(model, Mlp):
-            mods = [nnx.Linear(a, b, rngs=rngs) for a, b in zip(model.widths, model.widths[1:])]
+            mods = [nnx.Linear(a, b, rngs=rngs) for a, b in zip(model.widths, model.widths[1:], strict=False)]
         else:
             c = model.channels
-            mods = [nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(c, c[1:])]
+            mods = [nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(c, c[1:], strict=False)]
             mods.append(nnx.Linear(c[-1], model.classes, rngs=rngs))
         return nnx.List(mods)
 
@@ -225,9 +225,9 @@ def torch_construct(model: Any, device: str = "cpu"):
             return net
         if isinstance(model, Mlp):
             return nn.Sequential(*[nn.Linear(a, b) for a, b in zip(model.widths,
-                                                                    model.widths[1:])])
+                                                                    model.widths[1:], strict=False)])
         c = model.channels
-        return nn.Sequential(*[nn.Conv2d(a, b, 3) for a, b in zip(c, c[1:])],
+        return nn.Sequential(*[nn.Conv2d(a, b, 3) for a, b in zip(c, c[1:], strict=False)],
                              nn.Linear(c[-1], model.classes))
 
 

@@ -58,7 +58,7 @@ def worker(model_name: str) -> dict:
 
     paths = jinit.paths(spec)
     leaves = jax.tree.leaves(spec)
-    partition = [(re.escape(p), pspec(p, s)) for p, s in zip(paths, leaves)]
+    partition = [(re.escape(p), pspec(p, s)) for p, s in zip(paths, leaves, strict=False)]
     base = m.jinit_init()
     sharded_init = jinit.rules(base, mesh=mesh, partition=partition, strict=False)
     key = jax.random.key(0)
@@ -75,7 +75,7 @@ def worker(model_name: str) -> dict:
     res["jinit_dev0_mb"] = sum(s.data.nbytes for x in jax.tree.leaves(sharded)
                                for s in x.addressable_shards if s.device == dev0) / 1e6
     temp, coll = 0, {}
-    for kind, fn in list(_engine._cache.items()):
+    for _kind, fn in list(_engine._cache.items()):
         compiled = fn.lower(key, _engine._digest("")).compile()
         temp = max(temp, compiled.memory_analysis().temp_size_in_bytes)
         for k, v in _collectives(compiled.as_text()).items():
@@ -85,12 +85,12 @@ def worker(model_name: str) -> dict:
     plain = base(key, spec)
     res["bit_identical"] = all(
         np.asarray(a).tobytes() == np.asarray(b).tobytes()
-        for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(plain)))
+        for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(plain), strict=False))
     del plain
 
     # Baseline: one whole-tree jit of jax.nn.initializers with out_shardings (partitionable).
     shardings = jax.tree.unflatten(jax.tree.structure(spec), [
-        NamedSharding(mesh, pspec(p, s)) for p, s in zip(paths, leaves)])
+        NamedSharding(mesh, pspec(p, s)) for p, s in zip(paths, leaves, strict=False)])
     fn = jax.jit(m.jax_nn_init(spec), out_shardings=shardings)
     compiled = fn.lower(key).compile()
     mem = compiled.memory_analysis()

@@ -109,6 +109,10 @@ from jinit._tree import (
     rules as rules,
 )
 
+# --- research initializers and recipes (owner: research) ---------------------------------------
+from jinit import recipes as recipes
+from jinit._research import LsuvLayer as LsuvLayer, MuP as MuP, lsuv as lsuv, mup as mup
+
 # --- subpackages -----------------------------------------------------------------------------
 from jinit import compat as compat
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 #: command name -> (module implementing it, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("jinit._demos", "run the guided tour (python -m jinit demo --list for its sections)"),
+    "compare": ("jinit._demos.compare", "histogram a jinit initializer against torch/keras/mxnet"),
 }
 
 

@@ -12,9 +12,9 @@ Strategy:
 * **Eagerly**, each distinct ``(initializer, shape, dtype, sharding)`` gets one compiled
   kernel ``(root_key, path_digest) -> leaf`` that derives the leaf key itself and is reused by
   every leaf of that kind, in this call and later ones. The number of XLA compilations is the
-  number of distinct kinds, independent of the leaf count (a GPT-2 tree of 148 leaves has 10),
-  and the kernels missing from the cache are compiled concurrently. A kernel with a sharding
-  writes each shard on its own device and contains no collectives (the fused Threefry
+  number of distinct kinds, independent of the leaf count (a GPT-2 tree of 148 leaves has
+  10). (Compiling them from threads was measured: XLA's CPU compiler gains nothing.) A kernel
+  with a sharding writes each shard on its own device and contains no collectives (the fused Threefry
   generator of :mod:`jinit._random` is partitionable). Initializers that cannot be hashed
   (rare: jinit initializers are frozen dataclasses, and plain functions hash by identity) run
   together in one jitted program.
@@ -28,11 +28,9 @@ With JAX's persistent compilation cache the kernels also survive the process::
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import dataclasses
 import functools
 import math
-import os
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -160,8 +158,7 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
 
     Inside a trace (the key is a tracer under ``jit``/``vmap``/``eval_shape``) the leaves are
     traced inline. Eagerly, each distinct ``(init, shape, dtype, sharding)`` runs one cached
-    jitted kernel (see the module docstring); new kernels compile concurrently; with a
-    sharding, each device materializes only its shard.
+    jitted kernel (see the module docstring); with a sharding, each device materializes only its shard.
 
     Args:
       key: the root PRNG key (typed or raw ``uint32[2]``).
@@ -180,34 +177,16 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
     results: list[Any] = [None] * len(tasks)
     odd = [i for i, k in enumerate(kinds) if k is None]
     if odd:
-        for i, v in zip(odd, _run_unhashable(key, [tasks[i] for i in odd])):
+        for i, v in zip(odd, _run_unhashable(key, [tasks[i] for i in odd]), strict=False):
             results[i] = v
     todo = [i for i, k in enumerate(kinds) if k is not None]
     if not todo:
         return results
     with _progress.bar(sum(_nbytes(tasks[i]) for i in todo), len(todo), progress) as bar:
-        first: dict[Hashable, int] = {}
         for i in todo:
-            first.setdefault(kinds[i], i)
-        fresh = [(kind, i) for kind, i in first.items() if _kernel(kind)[1]]
-
-        def call(i: int) -> jax.Array:
-            return _kernel(kinds[i])[0](key, _digest(tasks[i].path))
-
-        if len(fresh) > 1:  # compile the new kernels concurrently, each on its first leaf
-            with concurrent.futures.ThreadPoolExecutor(_workers(len(fresh))) as pool:
-                for (_, i), v in zip(fresh, pool.map(call, [i for _, i in fresh])):
-                    results[i] = v
-                    bar.advance(_nbytes(tasks[i]), v)
-        for i in todo:
-            if results[i] is None:
-                results[i] = call(i)
-                bar.advance(_nbytes(tasks[i]), results[i])
+            results[i] = _kernel(kinds[i])[0](key, _digest(tasks[i].path))
+            bar.advance(_nbytes(tasks[i]), results[i])
     return results
-
-
-def _workers(n: int) -> int:
-    return max(1, min(n, os.cpu_count() or 1, 8))
 
 
 def kernel_count(tasks: Sequence[LeafTask]) -> int:

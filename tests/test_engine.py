@@ -57,7 +57,7 @@ def reference(key, tasks):
 
 def same_bits(xs, ys) -> bool:
     return all(np.asarray(x).dtype == np.asarray(y).dtype
-               and np.asarray(x).tobytes() == np.asarray(y).tobytes() for x, y in zip(xs, ys))
+               and np.asarray(x).tobytes() == np.asarray(y).tobytes() for x, y in zip(xs, ys, strict=False))
 
 
 MIXED = [

@@ -5,4 +5,4 @@
 
 from jinit.compat import flax as flax, keras as keras, mxnet as mxnet, torch as torch
 
-__all__ = ["keras", "mxnet", "torch"]
+__all__ = ["flax", "keras", "mxnet", "torch"]

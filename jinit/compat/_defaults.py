@@ -25,6 +25,7 @@ a rule covers them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -315,29 +316,41 @@ def recognize(tree: Any) -> dict[str, Layer]:
       >>> {p: (l.kind, l.fan_in) for p, l in jflax.recognize(params).items()}
       {'Dense_0/bias': ('bias', 4), 'Dense_0/kernel': ('kernel', 4)}
     """
+    return dict(_recognize(_shapes(tree)))
+
+
+def _shapes(tree: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``(path, shape)`` of every array leaf: all that recognition looks at (hashable)."""
     if isinstance(tree, Mapping) and all(isinstance(p, str) and is_array_like(x)
                                          for p, x in tree.items()):
-        shapes = {p: tuple(x.shape) for p, x in tree.items()}
-    else:
-        flat = flatten(tree)
-        shapes = {flat.paths[i]: tuple(flat.leaves[i].shape) for i in flat.array_indices()}
-    return _Recognizer(shapes).run()
+        return tuple((p, tuple(x.shape)) for p, x in tree.items())
+    flat = flatten(tree)
+    return tuple((flat.paths[i], tuple(flat.leaves[i].shape)) for i in flat.array_indices())
+
+
+@functools.lru_cache(maxsize=16)
+def _recognize(shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> dict[str, Layer]:
+    return _Recognizer(dict(shapes)).run()
 
 
 class _LastTree:
-    """A one-entry identity cache: a call plans one tree, asking once per rule and leaf."""
+    """A one-entry identity cache of the shapes map a tree initializer builds for one call.
+
+    The rules of ``defaults()`` ask once per leaf with the same ``LeafContext.tree`` (a dict of
+    ``jax.ShapeDtypeStruct``: holding it keeps no array alive).
+    """
 
     def __init__(self) -> None:
         self.tree: Any = None
         self.layers: dict[str, Layer] = {}
 
-    def __call__(self, tree: Any) -> dict[str, Layer]:
+    def __call__(self, tree: Mapping[str, Any]) -> dict[str, Layer]:
         if tree is not self.tree:
-            self.layers, self.tree = recognize(tree), tree
+            self.layers, self.tree = _recognize(_shapes(tree)), tree
         return self.layers
 
 
-_layers_of = _LastTree()
+_layers_of_context = _LastTree()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,7 +381,7 @@ class LayerKind(Predicate):
             "jinit.rules(...) or jinit.paths(tree, selector).")
 
     def prepare(self, tree: Any) -> Callable[[str, Any], bool]:
-        layers = _layers_of(tree)
+        layers = _recognize(_shapes(tree))
         return lambda path, leaf: path in layers and layers[path].kind in self.kinds
 
 
@@ -572,7 +585,7 @@ class LayerDefault:
     table: Table = dataclasses.field(repr=False, compare=False, hash=False)
 
     def resolve(self, ctx: LeafContext) -> Any:
-        layer = _layers_of(ctx.tree).get(ctx.path)
+        layer = _layers_of_context(ctx.tree).get(ctx.path)
         if layer is None or layer.kind != self.kind:  # selected by a user's own selector
             layer = Layer(self.kind, ctx.parent)
         return self.table[self.kind](layer)

@@ -1,0 +1,65 @@
+"""``python -m benchmarks [--quick] [--only SECTION ...] [--out FILE]``: run the suite.
+
+Sections: warm (whole-model init), cold (fresh-process time-to-params), rng (samplers and
+orthogonal), scaling (compile vs leaf count), sharded (8 simulated devices), export (per-leaf
+export cost, ``benchmarks/export.py``). ``--quick`` uses small models and one or three rounds
+(about a minute on an idle 2-core machine); the default is the full suite (gpt110m, gpt412m).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import os
+import sys
+import time
+
+SECTIONS = ("warm", "cold", "rng", "scaling", "sharded", "export")
+
+
+def _export(quick: bool) -> list[str]:
+    """benchmarks/export.py (owned by the interop helper): captured as a code block."""
+    try:
+        export = importlib.import_module("benchmarks.export")
+    except ImportError as e:
+        return [f"export: not available ({e})"]
+    buf, old = io.StringIO(), sys.stdout
+    sys.stdout = buf
+    try:
+        export.main(quick)
+    finally:
+        sys.stdout = old
+    text = buf.getvalue().rstrip()
+    print(text, "\n", flush=True)
+    return ["**Export cost per leaf** (benchmarks/export.py)\n\n```\n" + text + "\n```"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small models, few rounds")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--out", help="also write the markdown tables to this file")
+    args = p.parse_args(argv)
+    os.environ.setdefault("JINIT_PROGRESS", "0")
+    from benchmarks import _harness as h
+
+    t0 = time.perf_counter()
+    head = f"Machine: {h.machine()}. Mode: {'quick' if args.quick else 'full'}."
+    print(head, "\n", flush=True)
+    parts = [head]
+    for name in args.only:
+        if name == "export":
+            parts += _export(args.quick)
+        else:
+            parts += importlib.import_module(f"benchmarks.{name}").main(args.quick)
+    parts.append(f"Suite time: {time.perf_counter() - t0:.0f} s.")
+    print(parts[-1])
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n\n".join(parts) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
