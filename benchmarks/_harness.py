@@ -94,16 +94,27 @@ def ratio(a: Timing, b: Timing) -> float:
     return statistics.median(y / x for x, y in zip(a.times, b.times, strict=False))
 
 
+def _status_mib(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process image (``VmHWM``; ``ru_maxrss`` survives ``exec`` on Linux,
+    so a child would report its parent's peak)."""
+    hwm = _status_mib("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def current_rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    rss = _status_mib("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def machine() -> str:

@@ -70,7 +70,7 @@ class Cnn:
 
 GPT100M = Gpt()
 GPT400M = Gpt(d=1024, layers=30)
-GPT_QUICK = Gpt(vocab=8192, d=256, layers=4, ctx=256)
+GPT_QUICK = Gpt(vocab=4096, d=128, layers=2, ctx=128)
 MODELS: dict[str, Any] = {m.name: m for m in (GPT100M, GPT400M, GPT_QUICK, Mlp(), Cnn())}
 
 

@@ -76,7 +76,7 @@ def main(quick: bool = False) -> list[str]:
     n = 1024 if quick else 4096
     t = h.round_robin(sampler_cases(n), 3 if quick else 5)
     out.append(_table(f"Samplers, one {n}x{n} float32 leaf", t, n * n * 4, "jinit normal(1)"))
-    for size in ((512,) if quick else (1024, 4096)):
+    for size in ((256,) if quick else (1024, 4096)):
         t = h.round_robin(orthogonal_cases(size), 3)
         out.append(_table(f"Orthogonal {size}x{size} float32", t, size * size * 4,
                           "jinit orthogonal",

@@ -21,6 +21,7 @@ import sys
 import time
 
 from benchmarks import _harness as h
+from benchmarks import models as m
 
 COLLECTIVES = r"\b(all-gather|all-reduce|collective-permute|all-to-all|reduce-scatter)\b"
 N_DEV = 8
@@ -40,7 +41,6 @@ def worker(model_name: str) -> dict:
     from jax.sharding import PartitionSpec as P
 
     import jinit
-    from benchmarks import models as m
     from jinit import _engine
 
     model = m.MODELS[model_name]
@@ -103,7 +103,7 @@ def worker(model_name: str) -> dict:
 
 
 def main(quick: bool = False) -> list[str]:
-    model = "gpt5m" if quick else "gpt110m"
+    model = m.GPT_QUICK.name if quick else m.GPT100M.name
     env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") +
                                       f" --xla_force_host_platform_device_count={N_DEV}"),
                JINIT_PROGRESS="0")

@@ -48,14 +48,17 @@ def _fan_family(init: Any, shape: tuple[int, ...]) -> tuple[str, tuple[float, fl
 
     if isinstance(init, (Scaled, WithDtype)):
         return _fan_family(init.init, shape)
-    if isinstance(init, VarianceScaling):
-        return init.mode, compute_fans(shape, init.in_axis, init.out_axis, init.batch_axis)
-    if isinstance(init, LayoutVarianceScaling):
-        if len(shape) >= 2:
-            return init.mode, compute_fans(shape, *layout_axes(init.layout, len(shape)))
-        if init.vector_fans:
-            n = float(math.prod(shape))
-            return init.mode, (n, n)
+    try:
+        if isinstance(init, VarianceScaling):
+            return init.mode, compute_fans(shape, init.in_axis, init.out_axis, init.batch_axis)
+        if isinstance(init, LayoutVarianceScaling):
+            if len(shape) >= 2:
+                return init.mode, compute_fans(shape, *layout_axes(init.layout, len(shape)))
+            if init.vector_fans:
+                n = float(math.prod(shape))
+                return init.mode, (n, n)
+    except ShapeError:  # no fans here (a bias): the initializer itself reports it if run
+        pass
     return None
 
 
@@ -107,9 +110,11 @@ class MuP:
         if len(shape) < 2:
             return 1.0, 1.0
         ratio = [t / b for t, b in zip(shape, base, strict=True)]
-        pick = (lambda axes: math.prod(ratio[a] for a in
-                                       ((axes,) if isinstance(axes, int) else axes)))
-        return pick(self.in_axis), pick(self.out_axis)
+
+        def mult(axes: Axes) -> float:
+            return math.prod(ratio[a] for a in ((axes,) if isinstance(axes, int) else axes))
+
+        return mult(self.in_axis), mult(self.out_axis)
 
     def _kind(self, path: str, struct: Any) -> tuple[str, float, float]:
         """``(kind, m_in, m_out)`` of one leaf."""
