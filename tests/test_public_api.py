@@ -6,9 +6,10 @@ import inspect
 import subprocess
 import sys
 
+import jinit.interop
+
 import jinit
 import jinit.compat
-import jinit.interop
 import jinit.select
 
 # Lazy submodules load on access; everything else is bound at import.
