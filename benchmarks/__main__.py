@@ -48,12 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     head = f"Machine: {h.machine()}. Mode: {'quick' if args.quick else 'full'}."
     print(head, "\n", flush=True)
     parts = [head]
+    spent = []
     for name in args.only:
+        t1 = time.perf_counter()
         if name == "export":
             parts += _export(args.quick)
         else:
             parts += importlib.import_module(f"benchmarks.{name}").main(args.quick)
-    parts.append(f"Suite time: {time.perf_counter() - t0:.0f} s.")
+        spent.append(f"{name} {time.perf_counter() - t1:.0f} s")
+    parts.append(f"Suite time: {time.perf_counter() - t0:.0f} s ({', '.join(spent)}).")
     print(parts[-1])
     if args.out:
         with open(args.out, "w") as f:

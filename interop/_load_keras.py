@@ -67,6 +67,23 @@ def _relative(variable, layer, kind: str) -> str:
     return rel
 
 
+def _preorder(model) -> list[Any]:
+    """``model`` and its sublayers depth-first in creation order (Keras' own
+    ``_flatten_layers`` visits each layer's children in reverse)."""
+    out, seen = [], set()
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        out.append(layer)
+        for sub in layer._layers:
+            visit(sub)
+
+    visit(model)
+    return out
+
+
 class KerasTarget(_models.Target):
     framework = "keras"
     ops_on_target = False
@@ -87,7 +104,7 @@ class KerasTarget(_models.Target):
         root = (model.path or model.name) + "/"
         out: list[TargetLayer] = []
         inside: set[int] = set()
-        for layer in model._flatten_layers(include_self=True, recursive=True):
+        for layer in _preorder(model):
             if id(layer) in inside:
                 continue
             kind = next((k for cls, k in kinds if isinstance(layer, cls)), None)
@@ -117,7 +134,9 @@ class KerasTarget(_models.Target):
             import jax.numpy as jnp
 
             y = jnp.array(x, copy=True) if mode == "copy" else x
-            return y, _Record(mode != "copy", "the JAX array itself (Keras JAX backend)" if mode != "copy" else "copy mode")
+            why = {"copy": "copy mode", "share": "the JAX array itself (Keras JAX backend)",
+                   "move": "the JAX array itself (Keras JAX backend): the model holds it, so it is not deleted"}  # fmt: skip
+            return y, _Record(mode != "copy", why[mode])
         import numpy as np
 
         return np.asarray(x), _Record(False, f"Keras {self.backend} backend: Variable.assign copies")

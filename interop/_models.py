@@ -14,6 +14,7 @@ import abc
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -156,28 +157,62 @@ def _nnx_hparams(module: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _is_nnx(x: Any) -> bool:
+    """An ``nnx.Module`` (user subclasses included) or ``nnx.State``; never imports flax itself."""
+    nnx = sys.modules.get("flax.nnx")
+    return nnx is not None and isinstance(x, (nnx.Module, nnx.State))
+
+
+def _is_nnx_module(x: Any) -> bool:
+    nnx = sys.modules.get("flax.nnx")
+    return nnx is not None and isinstance(x, nnx.Module)
+
+
+def _creation_order(obj: Any, pure: Any) -> Any:
+    """``pure`` (an nnx state dict, keys sorted by nnx) re-keyed in ``obj``'s attribute order,
+    which is the order ``__init__`` created the submodules in."""
+    if not isinstance(pure, Mapping):
+        return pure
+    rank = {str(k): i for i, k in enumerate(vars(obj))} if hasattr(obj, "__dict__") else {}
+    keys = sorted(pure, key=lambda k: (rank.get(str(k), len(rank)), _natural(str(k))))
+
+    def child(k):
+        try:
+            return getattr(obj, k) if isinstance(k, str) else obj[k]
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+
+    return {k: _creation_order(child(k), pure[k]) for k in keys}
+
+
 def read_flax(variables: Any, hparams: Mapping[str, Mapping[str, Any]] | None = None) -> FlaxSource:
     """Reads a Flax variables tree into parameterised layers, in creation order.
 
     Accepts linen ``{"params": ..., "batch_stats": ...}`` (dict or FrozenDict), a bare params
-    dict, an ``nnx.State`` or an ``nnx.Module`` (whose hyper-parameters are then read too).
+    dict, an ``nnx.State`` or an ``nnx.Module`` (whose hyper-parameters and attribute order
+    are then read too; an ``nnx.State`` has its keys sorted, like a ``jax.tree.map`` result).
     """
     hp: dict[str, dict[str, Any]] = {}
     kind = "linen"
     tree = variables
-    if type(variables).__module__.startswith("flax.nnx"):
+    if _is_nnx(variables):
         from flax import nnx
 
         kind = "nnx"
         if isinstance(variables, nnx.Module):
             hp = _nnx_hparams(variables)
-            tree = nnx.state(variables)
-        tree = tree.to_pure_dict()
+            tree = _creation_order(variables, nnx.state(variables).to_pure_dict())
+        else:
+            tree = tree.to_pure_dict()
         roots = [((), tree)]
     elif not isinstance(tree, Mapping):
         raise RuleError(f"expected a Flax variables dict, nnx.State or nnx.Module, got {type(variables).__name__}")
-    elif "params" in tree and set(tree) <= set(_COLLECTIONS) | {"params"}:
-        roots = [((c,), tree[c]) for c in tree if c in _COLLECTIONS]
+    elif set(tree) & set(_COLLECTIONS):
+        other = sorted(str(c) for c in tree if c not in _COLLECTIONS)
+        if other:
+            raise RuleError(f"collections {other} hold no parameters of a rule; pass only "
+                            f"{{c: variables[c] for c in {_COLLECTIONS!r} if c in variables}}")  # fmt: skip
+        roots = [((c,), tree[c]) for c in tree]
     else:
         roots = [((), tree)]
     layers: list[FlaxLayer] = []
@@ -344,6 +379,11 @@ def _compare(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _fmt(x: Any) -> str:
+    """A hyper-parameter for messages: floats without binary noise (``1 - 0.99`` -> ``0.01``)."""
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
 def evaluate(f: FlaxLayer, t: TargetLayer, framework: str, hparams: Mapping[str, Any] | None) -> Pair:
     """Checks one (Flax layer, target layer) pair: kind, shapes, dtypes and hyper-parameters."""
     pair = Pair(f, t, (), {}, [], [])
@@ -366,9 +406,9 @@ def evaluate(f: FlaxLayer, t: TargetLayer, framework: str, hparams: Mapping[str,
             continue
         got = t.hparams[hp.name]
         if not _compare(want, got):
-            conv = "" if want == pair.hparams[hp.name] else f", i.e. {want} in {framework}'s convention,"
-            msg = (f"{where} ({t.kind}): {hp.name} is {pair.hparams[hp.name]} in Flax{conv} but the "
-                   f"target has {got}; build the target layer with "
+            conv = "" if want == pair.hparams[hp.name] else f", i.e. {_fmt(want)} in {framework}'s convention,"
+            msg = (f"{where} ({t.kind}): {hp.name} is {_fmt(pair.hparams[hp.name])} in Flax{conv} but the "
+                   f"target has {_fmt(got)}; build the target layer with "
                    f"the matching value (or pass hparams={{{f.path!r}: {{{hp.name!r}: ...}}}} if the Flax "
                    "layer does not use the default)")  # fmt: skip
             (pair.problems if hp.affects_output else pair.warnings).append(msg)
@@ -427,8 +467,9 @@ def plan(
     are aligned so that as many pairs as possible fit exactly; a pair of the right kind that
     does not fit is kept and reported as mismatched, unpaired layers are missing/unexpected.
     """
+    targets = [t for t in targets if t.specs]  # no parameters (LayerNorm without affine): nothing to pair
     fl = list(source.layers)
-    tl = [t for t in targets]
+    tl = list(targets)
     pairs: list[Pair] = []
     if mapping:
         fmap = {f.path: f for f in fl}
@@ -481,13 +522,16 @@ def _check_mode(mode: str) -> None:
         raise RuleError(f"mode must be one of {MODES}, got {mode!r}")
 
 
-def _fail(direction: str, framework: str, mode: str, p: Plan) -> PortError:
+def _fail(direction: str, framework: str, mode: str, p: Plan, source: FlaxSource) -> PortError:
     report = LoadReport(framework, direction, mode, (), tuple(p.missing), tuple(p.unexpected),
                         tuple(p.mismatched), tuple(p.warnings))  # fmt: skip
+    hint = ""
+    if source.kind == "nnx" and not _is_nnx_module(source.variables):
+        hint = " An nnx.State is sorted by name, not creation order: pass the nnx.Module to pair in creation order."
     return PortError(
         f"{direction} {framework}: the Flax tree and the model do not match; nothing was changed.\n"
         f"{report.problems()}\nFix the model (or pass mapping={{flax_layer: target_layer}}, "
-        "or strict=False to load only the pairs that fit).",
+        f"or strict=False to load only the pairs that fit).{hint}",
         report=report,
     )
 
@@ -507,7 +551,7 @@ def load(
     source = read_flax(variables, hparams)
     p = plan(source, target.layers(model), target.framework, mapping)
     if strict and not p.ok:
-        raise _fail("load", target.framework, mode, p)
+        raise _fail("load", target.framework, mode, p, source)
     good = [pair for pair in p.pairs if not pair.problems]
     # 1) convert everything (no change to the model yet); export each Flax leaf once.
     exported: dict[int, tuple[Any, Any]] = {}
@@ -553,9 +597,10 @@ def load(
             tname = f"{pair.target.name}/{name}" if pair.target.name else name
         params.append(ParamReport(sources, tname, transform, done.zero_copy, done.detail))
     target.finish()
-    # 3) move: the Flax arrays are now owned by the target (or were copied): delete them.
+    # 3) move: the Flax arrays are now owned by the target (or were copied): delete them,
+    # except those the target holds as they are (Keras' JAX backend stores the jax.Array itself).
     if mode == "move":
-        seen = set()
+        seen = {id(st.value) for *_, st in staged}
         for pair in good:
             for x in pair.flax.leaves.values():
                 if id(x) not in seen and hasattr(x, "delete"):
@@ -582,7 +627,7 @@ def read(
     source = read_flax(like, hparams)
     p = plan(source, target.layers(model), target.framework, mapping)
     if strict and not p.ok:
-        raise _fail("read", target.framework, mode, p)
+        raise _fail("read", target.framework, mode, p, source)
     values: dict[tuple[str, ...], Any] = {}
     params = []
     for pair in p.pairs:

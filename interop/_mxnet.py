@@ -40,6 +40,7 @@ from jinit.interop._dlpack import (
     export_tree,
     import_leaf,
     import_tree,
+    to_capsule,
 )
 
 from jinit._errors import BackendUnavailableError
@@ -147,13 +148,32 @@ class MXNetAdapter(Adapter):
     def module(self) -> Any:
         return import_mxnet()
 
+    @functools.cached_property
+    def _mx(self) -> Any:
+        return import_mxnet()
+
+    @functools.cached_property
+    def _get_data(self) -> Any:
+        """``data_ptr``'s C call, bound once: (handle) -> address."""
+        base = self._mx.base
+        fn, check = base._LIB.MXNDArrayGetData, base.check_call
+
+        def get(handle: Any) -> int:
+            ptr = ctypes.c_void_p()
+            check(fn(handle, ctypes.byref(ptr)))
+            return ptr.value or 0
+
+        return get
+
+    def from_capsule(self, capsule: Any) -> Any:
+        return self._mx.nd.from_dlpack(capsule)
+
     def from_jax(self, x: jax.Array) -> tuple[Any, str]:
-        mx = import_mxnet()
-        if x.dtype == jnp.bool_:  # crosses DLPack as uint8, then MXNet makes its own bool copy
-            m = mx.nd.from_dlpack(x.astype(jnp.uint8).__dlpack__()).astype("bool")
+        if x.dtype == _BOOL:  # crosses DLPack as uint8, then MXNet makes its own bool copy
+            m = self.from_capsule(to_capsule(x.astype(jnp.uint8))).astype("bool")
             m.wait_to_read()
             return m, _BOOL_REASON
-        return mx.nd.from_dlpack(x.__dlpack__()), ""
+        return self.from_capsule(to_capsule(x)), ""
 
     def clone(self, t: Any) -> Any:
         c = t.copy()
@@ -161,18 +181,14 @@ class MXNetAdapter(Adapter):
         return c
 
     def data_ptr(self, t: Any) -> int:
-        mx = import_mxnet()
         t.wait_to_read()
-        ptr = ctypes.c_void_p()
-        mx.base.check_call(mx.base._LIB.MXNDArrayGetData(t.handle, ctypes.byref(ptr)))
-        return int(ptr.value or 0)
+        return self._get_data(t.handle)
 
     def is_tensor(self, obj: Any) -> bool:
-        return isinstance(obj, import_mxnet().nd.NDArray)
+        return isinstance(obj, self._mx.nd.NDArray)
 
     def dtype_name(self, t: Any) -> str:
-        dt = np.dtype(t.dtype)
-        return _BF16 if dt.names == (_BF16,) else dt.name
+        return _dtype_name(t.dtype)
 
     def shape(self, t: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in t.shape)
@@ -182,12 +198,18 @@ class MXNetAdapter(Adapter):
             return t.tostype("default"), f"{t.stype} NDArray made dense (copy)"
         return t, ""
 
+    def host_capsule(self, t: Any) -> Any | None:
+        return t.to_dlpack_for_read() if t.context.device_type == "cpu" else None
+
+    def public_to_jax(self, t: Any) -> jax.Array:
+        dev = t.context
+        return jnp.from_dlpack(_Capsule(t.to_dlpack_for_read(),
+                                        (_DL_DEVICE[dev.device_type], dev.device_id)))  # fmt: skip
+
     def to_jax(self, t: Any) -> tuple[jax.Array, str]:
         if self.dtype_name(t) == "bool":
-            return self.to_jax(t.astype("uint8"))[0].astype(jnp.bool_), _BOOL_REASON
-        dev = t.context
-        wrapper = _Capsule(t.to_dlpack_for_read(), (_DL_DEVICE[dev.device_type], dev.device_id))
-        return jnp.from_dlpack(wrapper), ""
+            return super().to_jax(t.astype("uint8"))[0].astype(jnp.bool_), _BOOL_REASON
+        return super().to_jax(t)
 
     def cast(self, t: Any, dtype: str) -> Any:
         c = t.astype(dtype)
@@ -198,6 +220,15 @@ class MXNetAdapter(Adapter):
         if t.size == 0:
             return 0, 0
         return t.min().asscalar().item(), t.max().asscalar().item()
+
+
+_BOOL = np.dtype("bool")
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: Any) -> str:
+    dt = np.dtype(dtype)
+    return _BF16 if dt.names == (_BF16,) else dt.name
 
 
 ADAPTER = MXNetAdapter()

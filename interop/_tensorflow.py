@@ -57,41 +57,48 @@ class TensorFlowAdapter(Adapter):
     def module(self) -> Any:
         return import_tensorflow()
 
-    def from_jax(self, x: jax.Array) -> Any:
-        return import_tensorflow().experimental.dlpack.from_dlpack(x.__dlpack__()), ""
+    @functools.cached_property
+    def _tf(self) -> Any:
+        return import_tensorflow()
+
+    @functools.cached_property
+    def _dlpack(self) -> Any:
+        return self._tf.experimental.dlpack
+
+    def from_capsule(self, capsule: Any) -> Any:
+        return self._dlpack.from_dlpack(capsule)
 
     def clone(self, t: Any) -> Any:
         # tf.identity would alias; DeepCopy writes a new buffer.
-        return import_tensorflow().raw_ops.DeepCopy(x=t)
+        return self._tf.raw_ops.DeepCopy(x=t)
 
-    def wrap(self, t: Any, path: str) -> Any:
-        tf = import_tensorflow()
-        return tf.Variable(t, trainable=t.dtype.is_floating or t.dtype.is_complex)
+    def wrap(self, t: Any) -> Any:
+        return self._tf.Variable(t, trainable=t.dtype.is_floating or t.dtype.is_complex)
 
     def data_ptr(self, t: Any) -> int:
-        tf = import_tensorflow()
-        if isinstance(t, tf.Variable):
+        if isinstance(t, self._tf.Variable):
             t = t.value()
-        return capsule_data_ptr(tf.experimental.dlpack.to_dlpack(t))
+        return capsule_data_ptr(self._dlpack.to_dlpack(t))
 
     def is_tensor(self, obj: Any) -> bool:
-        tf = import_tensorflow()
-        return isinstance(obj, tf.Tensor | tf.Variable)
+        return isinstance(obj, self._tf.Tensor | self._tf.Variable)
 
     def dtype_name(self, t: Any) -> str:
         return t.dtype.name
 
     def prepare(self, t: Any) -> tuple[Any, str]:
-        tf = import_tensorflow()
-        if isinstance(t, tf.Variable):
+        if isinstance(t, self._tf.Variable):
             t = t.value()  # the variable's current buffer (zero-copy; later assigns copy on write)
         return t, ""
 
+    def host_capsule(self, t: Any) -> Any | None:
+        return self._dlpack.to_dlpack(t) if t.device.endswith("CPU:0") else None
+
     def cast(self, t: Any, dtype: str) -> Any:
-        return import_tensorflow().cast(t, dtype)
+        return self._tf.cast(t, dtype)
 
     def minmax(self, t: Any) -> tuple[float, float]:
-        tf = import_tensorflow()
+        tf = self._tf
         if int(tf.size(t)) == 0:
             return 0, 0
         return tf.reduce_min(t).numpy().item(), tf.reduce_max(t).numpy().item()

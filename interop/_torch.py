@@ -48,35 +48,50 @@ class TorchAdapter(Adapter):
     def module(self) -> Any:
         return import_torch()
 
-    def from_jax(self, x: jax.Array) -> Any:
-        return import_torch().utils.dlpack.from_dlpack(x.__dlpack__()), ""
+    @functools.cached_property
+    def _torch(self) -> Any:
+        return import_torch()
+
+    @functools.cached_property
+    def _pinnable(self) -> bool:
+        """Whether host tensors can be pinned (CUDA builds): pinned ones take JAX's public path."""
+        return bool(self._torch.cuda.is_available())
+
+    def from_capsule(self, capsule: Any) -> Any:
+        return self._torch.utils.dlpack.from_dlpack(capsule)
 
     def clone(self, t: Any) -> Any:
         return t.clone()
 
-    def wrap(self, t: Any, path: str) -> Any:
-        torch = import_torch()
-        return torch.nn.Parameter(t, requires_grad=t.is_floating_point() or t.is_complex())
+    def wrap(self, t: Any) -> Any:
+        return self._torch.nn.Parameter(t, requires_grad=t.is_floating_point() or t.is_complex())
 
     def data_ptr(self, t: Any) -> int:
-        return int(t.data_ptr())
+        return t.data_ptr()
 
     def is_tensor(self, obj: Any) -> bool:
-        return isinstance(obj, import_torch().Tensor)
+        return isinstance(obj, self._torch.Tensor)
 
     def dtype_name(self, t: Any) -> str:
-        return str(t.dtype).removeprefix("torch.")
+        return _dtype_name(t.dtype)
+
+    def shape(self, t: Any) -> tuple[int, ...]:
+        return tuple(t.shape)
 
     def prepare(self, t: Any) -> tuple[Any, str]:
-        reasons = []
         t = t.detach()  # a view: DLPack refuses tensors that require grad
+        if not (t.is_conj() or t.is_neg() or t.layout != self._torch.strided) and (
+            t.is_contiguous() or _dense_strides(tuple(t.shape), t.stride())
+        ):
+            return t, ""  # the common case: nothing to resolve
+        reasons = []
         if t.is_conj():
             t = t.resolve_conj()
             reasons.append("conjugate bit resolved (copy)")
         if t.is_neg():
             t = t.resolve_neg()
             reasons.append("negative bit resolved (copy)")
-        if t.layout != import_torch().strided:
+        if t.layout != self._torch.strided:
             t = t.to_dense()
             reasons.append(f"{t.layout} tensor made dense (copy)")
         if not _dense_strides(tuple(t.shape), tuple(t.stride())):
@@ -85,14 +100,24 @@ class TorchAdapter(Adapter):
                            "layout (JAX refuses gaps/broadcasts): made contiguous (copy)")
         return t, "; ".join(reasons)
 
+    def host_capsule(self, t: Any) -> Any | None:
+        if not t.is_cpu or (self._pinnable and t.is_pinned()):
+            return None
+        return self._torch.utils.dlpack.to_dlpack(t)
+
     def cast(self, t: Any, dtype: str) -> Any:
-        return t.to(getattr(import_torch(), dtype))
+        return t.to(getattr(self._torch, dtype))
 
     def minmax(self, t: Any) -> tuple[float, float]:
         if t.numel() == 0:
             return 0, 0
         t = t.detach()
         return t.min().item(), t.max().item()
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _dense_strides(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:

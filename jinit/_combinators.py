@@ -311,6 +311,10 @@ class Clipped(Wrapper):
 
     def _apply(self, key, shape, dtype, out_sharding):
         values = _call(self.init, key, shape, dtype)
+        if jnp.issubdtype(values.dtype, jnp.complexfloating):
+            raise DTypeError(
+                f"{self!r}: complex values ({values.dtype}) have no order and cannot be clipped; "
+                "pass a real floating dtype.")
         lo = None if self.min is None else jnp.asarray(self.min, values.dtype)
         hi = None if self.max is None else jnp.asarray(self.max, values.dtype)
         return place(jnp.clip(values, lo, hi), out_sharding)

@@ -90,6 +90,10 @@ def compute_fans(
         raise ShapeError(
             f"cannot compute fans of shape {shape}: the in/out/batch axes have size zero "
             f"(in={in_size}, out={out_size}, batch={batch_size}).")
+    if math.prod(shape) == 0:
+        raise ShapeError(
+            f"cannot compute fans of shape {shape}: the receptive-field axes have size zero, so "
+            "both fans are 0 (the array is empty).")
     receptive_field_size = math.prod(shape) / in_size / out_size / batch_size
     return in_size * receptive_field_size, out_size * receptive_field_size
 

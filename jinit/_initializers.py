@@ -103,6 +103,14 @@ def normalize_axes(name: str, axes: Axes, *, owner: str) -> Axes:
     return out
 
 
+def check_real_dtype(dtype: np.dtype, owner: object) -> None:
+    """Raises :class:`DTypeError` for complex dtypes (for initializers that draw real numbers)."""
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise DTypeError(
+            f"{owner!r} draws real numbers and cannot produce dtype {dtype}; pass a real floating "
+            "dtype, or use jinit.normal, variance_scaling or orthogonal, which support complex.")
+
+
 def place(x: jax.Array, out_sharding: OutSharding) -> jax.Array:
     """Constrains ``x`` to ``out_sharding`` (no-op for ``None``)."""
     if out_sharding is None:
@@ -191,11 +199,13 @@ class Constant(Initializer):
         value = self.value.array if isinstance(self.value, _ArrayValue) else self.value
         if np.ndim(value) > 0:
             try:
-                np.broadcast_shapes(np.shape(value), shape)
-            except ValueError as e:
+                fits = np.broadcast_shapes(np.shape(value), shape) == shape
+            except ValueError:
+                fits = False
+            if not fits:
                 raise ShapeError(
                     f"constant value of shape {np.shape(value)} cannot be broadcast to the "
-                    f"requested shape {shape}.") from e
+                    f"requested shape {shape}.")
         return jnp.full(shape, value, dtype=dtype, out_sharding=out_sharding)
 
     def __repr__(self) -> str:
@@ -261,6 +271,7 @@ class Uniform(Initializer):
         check_real("scale", self.scale, owner="uniform", nonnegative=True)
 
     def _sample(self, key, shape, dtype, out_sharding):
+        check_real_dtype(dtype, self)
         return _random.uniform(key, shape, dtype, out_sharding=out_sharding) * jnp.array(
             self.scale, dtype)
 
@@ -330,6 +341,7 @@ class TruncatedNormal(Initializer):
                 f"{owner}: lower must be < upper; got lower={self.lower!r}, upper={self.upper!r}.")
 
     def _sample(self, key, shape, dtype, out_sharding):
+        check_real_dtype(dtype, self)
         return _random.truncated_normal(
             key, self.lower, self.upper, shape, dtype, out_sharding=out_sharding
         ) * jnp.array(self.stddev, dtype)
@@ -581,6 +593,8 @@ class DeltaOrthogonal(Initializer):
             raise ShapeError(
                 f"{self!r} needs in <= out (fan_in <= fan_out) to make the centre tap "
                 f"orthogonal; got in={shape[-2]}, out={shape[-1]} in shape {shape}.")
+        if any(d == 0 for d in shape):
+            return jnp.zeros(shape, dtype=dtype, out_sharding=out_sharding)
         ortho = Orthogonal(self.scale, self.column_axis)._sample(key, shape[-2:], dtype, None)
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         return place(jnp.zeros(shape, dtype=dtype).at[centre].set(ortho), out_sharding)

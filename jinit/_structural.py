@@ -22,7 +22,7 @@ import numpy as np
 from jinit import _random
 from jinit._errors import DTypeError, InitializerArgumentError, ShapeError
 from jinit._fans import LAYOUTS, layout_axes
-from jinit._initializers import Initializer, check_choice, check_real, place
+from jinit._initializers import Initializer, check_choice, check_real, check_real_dtype, place
 from jinit._typing import DTypeLike
 
 Centre = Literal["floor", "ceil"]
@@ -260,7 +260,7 @@ class Bilinear(Initializer):
         out = jnp.ones(shape, jnp.float32)
         for a in spatial:
             size = shape[spatial[-1]] if self.factor_from == "last" else shape[a]
-            f = math.ceil(size / 2)
+            f = max(math.ceil(size / 2), 1)  # size 0: an empty kernel, any f will do
             c = (2 * f - 1 - f % 2) / (2.0 * f)
             out = out * (1 - jnp.abs(_iota(shape, a).astype(jnp.float32) / f - c))
         return place(out.astype(dtype), out_sharding)
@@ -421,6 +421,7 @@ class Chrono(Initializer):
                 f"order={self.order!r}.")
 
     def _sample(self, key, shape, dtype, out_sharding):
+        check_real_dtype(dtype, self)
         hidden = _gate_slices(shape, len(self.order), self)
         gate_shape = shape[:-1] + (hidden,)
         u = _random.uniform(key, gate_shape, dtype, minval=1.0, maxval=float(self.t_max) - 1)

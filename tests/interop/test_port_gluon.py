@@ -110,3 +110,36 @@ def test_deferred_and_unsupported_layers_are_reported(mx):
         load_gluon(m, variables)
     assert any("per group" in s for s in e.value.report.missing)
     assert all(not x.is_deleted() for x in jax.tree.leaves(variables))
+
+
+@pytest.mark.parametrize("mode", ["copy", "share"])
+def test_shared_parameters_are_filled_once(mx, mode):
+    """A Dense built with ``params=other.params`` is the Flax module applied twice."""
+    import flax.linen as fnn
+
+    gnn = mx.gluon.nn
+
+    class Twice(mx.gluon.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            with self.name_scope():
+                self.a = gnn.Dense(5, in_units=5, use_bias=False)
+                self.b = gnn.Dense(5, in_units=5, use_bias=False, params=self.a.params)
+
+        def hybrid_forward(self, F, x):
+            return self.b(self.a(x))
+
+    class F(fnn.Module):
+        @fnn.compact
+        def __call__(self, x):
+            dense = fnn.Dense(5, use_bias=False)
+            return dense(dense(x))
+
+    x = jax.random.normal(jax.random.key(1), (3, 5))
+    v = F().init(jax.random.key(0), x)
+    block = Twice()
+    block.initialize()
+    rep = load_gluon(block, v, mode=mode)
+    assert rep.ok and [p.target for p in rep.params] == ["a.weight"]
+    assert_close(F().apply(v, x), run(mx, block, x))
+    assert_same_tree(params_from_gluon(block, like=v), v)

@@ -98,3 +98,55 @@ def test_conv_transpose(keras, transpose_kernel):
     assert ("flip" in rep.params[0].transform) != transpose_kernel
     assert_close(fm.apply(v, x), np.asarray(km(np.asarray(x))))
     assert_same_tree(params_from_keras(km, like=v, hparams=hp), v)
+
+
+def test_nested_models_and_bidirectional_pair_in_creation_order(keras):
+    """Keras' own _flatten_layers visits children in reverse (forward_lstm after backward_lstm)."""
+    import flax.linen as fnn
+
+    layers = keras.layers
+
+    class Bi(fnn.Module):
+        @fnn.compact
+        def __call__(self, x):
+            x = fnn.Bidirectional(fnn.RNN(fnn.LSTMCell(5)), fnn.RNN(fnn.LSTMCell(5)))(x)
+            return fnn.Sequential([fnn.Dense(6), fnn.Dense(4)])(x)
+
+    inner = keras.Sequential([keras.Input((7, 10)), layers.Dense(6), layers.Dense(4)])
+    km = keras.Sequential([keras.Input((7, 6)), layers.Bidirectional(layers.LSTM(5, return_sequences=True)), inner])
+    x = jax.random.normal(jax.random.key(1), (2, 7, 6))
+    v = Bi().init(jax.random.key(0), x)
+    load_keras(km, v)
+    assert_close(Bi().apply(v, x), np.asarray(km(np.asarray(x))))
+    assert_same_tree(params_from_keras(km, like=v), v)
+
+
+_JAX_BACKEND_MOVE = """
+import os; os.environ["KERAS_BACKEND"] = "jax"
+import sys; sys.path.insert(0, sys.argv[1])
+import jax, keras, numpy as np
+from flax_models import build
+from jinit.interop import load_keras
+fm, variables, x = build("mlp")
+km = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+rep = load_keras(km, variables, mode="move")
+leaves = jax.tree.leaves(variables)
+assert rep.zero_copy == 4 and not any(a.is_deleted() for a in leaves), rep
+assert km.layers[0].kernel.value is variables["params"]["layers_0"]["kernel"]
+err = float(np.abs(np.asarray(fm.apply(variables, x)) - np.asarray(km(np.asarray(x)))).max())
+assert err <= 1e-6, err
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_jax_backend_move_keeps_the_arrays_the_model_holds():
+    """On Keras' JAX backend the variable holds the jax.Array itself: move must not delete it."""
+    import subprocess
+    import sys
+
+    require("keras")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    out = subprocess.run([sys.executable, "-c", _JAX_BACKEND_MOVE, here], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
