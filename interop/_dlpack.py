@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import SingleDeviceSharding
 
 from jinit._errors import DTypeError, InteropError
 from jinit._paths import path_str
@@ -289,9 +290,14 @@ def dtype_name(dtype: DTypeLike) -> str:
             raise DTypeError(f"{dtype!r} is not a dtype: {e}") from None
 
 
-@functools.lru_cache(maxsize=256)
+_DTYPE_NAMES: dict[Any, str] = {}  # dtype-like -> name; a plain dict: the hot path reads it
+
+
 def _dtype_name(dtype: DTypeLike) -> str:
-    return np.dtype(jnp.dtype(dtype)).name
+    name = _DTYPE_NAMES.get(dtype)  # TypeError if unhashable (dtype_name handles it)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = np.dtype(jnp.dtype(dtype)).name
+    return name
 
 
 def normalize_cast(cast: CastMap | None) -> dict[str, str]:
@@ -512,6 +518,23 @@ def _check_exportable(x: Any, path: str, fw: str) -> jax.Array:
 # (index, zero_copy, reason, shape, dtype, target_dtype, nbytes, tied_to index or None)
 Row = tuple[int, bool, Any, tuple[int, ...], str, str, int, Any]
 
+def _record(row: Row, paths: Any, framework: str, direction: str, mode: str) -> ExportRecord:
+    """The ExportRecord of ``row``. Filled without the frozen-dataclass ``__init__`` (12
+    ``object.__setattr__`` calls, 3-4x slower); a test checks it equals ``ExportRecord(...)``."""
+    i, zero_copy, reason, shape, src, dst, nbytes, tied = row
+    tied_to = None
+    if tied is not None:
+        tied_to = paths[tied]
+        reason = _TIE_REASON[direction].format(tied_to)
+    rec = object.__new__(ExportRecord)
+    d = rec.__dict__
+    (d["path"], d["framework"], d["direction"], d["mode"], d["zero_copy"], d["reason"], d["shape"],
+     d["dtype"], d["target_dtype"], d["nbytes"], d["bytes_copied"], d["tied_to"]) = (
+        paths[i], framework, direction, mode, zero_copy, reason, shape, src, dst, nbytes,
+        0 if zero_copy or tied is not None else nbytes, tied_to)  # fmt: skip
+    return rec
+
+
 _TIE_REASON = {"export": "same array as {!r}: same tensor", "import": "same tensor as {!r}: same array"}
 
 
@@ -540,16 +563,9 @@ class _Log:
         self.framework, self.direction, self.mode, self.paths = framework, direction, mode, paths
         self.rows: list[Row] = []
 
-    def record(self, row: Row) -> ExportRecord:
-        i, zero_copy, reason, shape, src, dst, nbytes, tied = row
-        tied_to = None if tied is None else self.paths[tied]
-        if tied_to is not None:
-            reason = _TIE_REASON[self.direction].format(tied_to)
-        return ExportRecord(self.paths[i], self.framework, self.direction, self.mode, zero_copy,
-                            reason, shape, src, dst, nbytes, _row_bytes_copied(row), tied_to)  # fmt: skip
-
     def records(self) -> tuple[ExportRecord, ...]:
-        return tuple(self.record(row) for row in self.rows)
+        return tuple(_record(row, self.paths, self.framework, self.direction, self.mode)
+                     for row in self.rows)  # fmt: skip
 
     def add_tie(self, i: int, first: int) -> None:
         _, zero_copy, _, shape, src, dst, nbytes, _ = self.rows[first]
@@ -594,15 +610,19 @@ def _transfer_tree(one: Callable[[Any, int], tuple[Any, Row]], log: _Log, leaves
 
 # ----------------------------------------------------------------------------------- export
 _ZERO_COPY = "zero-copy DLPack alias"
+_NO_CAST: dict[str, str] = {}  # read only
 _ZERO_COPY_MOVED = "zero-copy DLPack alias; source JAX array deleted"
 
 
 def _export_one(fw: Adapter, x: Any, mode: str, paths: Any, i: int, cast_map: dict[str, str],
                 wrap: bool) -> tuple[Any, Row]:  # fmt: skip
     """Exports one leaf; ``paths[i]`` is its path (read only for errors). Deletes nothing."""
-    if not isinstance(x, jax.Array) or x.is_deleted() or len(x.sharding.device_set) != 1:
+    if not isinstance(x, jax.Array) or x.is_deleted() or (
+        type(x.sharding) is not SingleDeviceSharding and len(x.sharding.device_set) != 1
+    ):
         _check_exportable(x, paths[i], fw.name)
-    src = _dtype_name(x.dtype)
+    dt = x.dtype
+    src = _DTYPE_NAMES.get(dt) or _dtype_name(dt)
     reasons: list[str] = []
     y = x
     if cast_map and cast_map.get(src, src) != src:
@@ -650,8 +670,11 @@ def _export_one(fw: Adapter, x: Any, mode: str, paths: Any, i: int, cast_map: di
     elif not reasons:  # the framework copied on its own (e.g. misaligned buffer)
         reasons.append(f"{fw.name} copied the buffer on import (unaligned or unsupported layout)")
     reason = reasons[0] if len(reasons) == 1 else "; ".join(reasons)
-    dst = src if y is x else _dtype_name(y.dtype)
-    return t, (i, zero_copy, reason, shape, src, dst, size * y.dtype.itemsize, None)
+    if y is not x:
+        dst, dt = _dtype_name(y.dtype), y.dtype
+    else:
+        dst = src
+    return t, (i, zero_copy, reason, shape, src, dst, size * dt.itemsize, None)
 
 
 def export_leaf(
@@ -670,9 +693,9 @@ def export_leaf(
     """
     if mode not in MODES:
         check_mode(mode)
-    cast_map = cast if isinstance(cast, dict) else normalize_cast(cast)
+    cast_map = normalize_cast(cast) if cast else _NO_CAST
     t, row = _export_one(fw, x, mode, (path,), 0, cast_map, wrap)
-    return t, _Log(fw.name, "export", mode, (path,)).record(row)
+    return t, _record(row, (path,), fw.name, "export", mode)
 
 
 def export_tree(
@@ -777,9 +800,9 @@ def import_leaf(
     """
     if mode not in IMPORT_MODES:
         check_mode(mode, IMPORT_MODES)
-    cast_map = cast if isinstance(cast, dict) else normalize_cast(cast)
+    cast_map = normalize_cast(cast) if cast else _NO_CAST
     x, row = _import_one(fw, t, mode, (path,), 0, cast_map, allow_narrowing, x64_enabled())
-    return x, _Log(fw.name, "import", mode, (path,)).record(row)
+    return x, _record(row, (path,), fw.name, "import", mode)
 
 
 def import_tree(

@@ -140,17 +140,12 @@ class GluonTarget(_models.Target):
             raise TypeError(f"load_gluon expects a gluon Block, got {type(model).__name__}")
         kinds = _kinds(mx)
         out: list[TargetLayer] = []
-        owner: dict[int, str] = {}  # Parameter id -> the first block's name for it (params= sharing)
-
-        def untied(name, params):
-            """The parameters no earlier block holds: a shared one is filled through its first owner."""
-            own = {n: p for n, p in params.items() if owner.setdefault(id(p), name) == name}
-            return own, bool(params) and not own
+        ties = _models.Ties()  # Gluon params= sharing
 
         def visit(block, name):
             kind = getattr(type(block), "_jinit_kind", None) or next((k for c, k in kinds if isinstance(block, c)), None)
             if kind is None:
-                own, _ = untied(name, dict(block._reg_params))
+                own, _ = ties.split(name, dict(block._reg_params))
                 if own:
                     specs = {n: Spec(tuple(int(d) for d in p.shape), _dtype(p.dtype)) for n, p in own.items()}
                     note = f"unsupported type {type(block).__name__}"
@@ -161,13 +156,11 @@ class GluonTarget(_models.Target):
                     visit(child, f"{name}.{child_name}" if name else child_name)
                 return
             params = _params(block)
-            own, all_shared = untied(name, params)
-            if all_shared:  # e.g. a Dense built with params=other.params: loaded with the other
+            own, tied = ties.split(name, params)
+            if params and not own:  # e.g. a Dense built with params=other.params: loaded with the other
                 return
             specs = {n: Spec(tuple(int(d) for d in p.shape), _dtype(p.dtype)) for n, p in params.items()}
-            shared = [f"{n} (shared with {owner[id(p)]})" for n, p in params.items() if n not in own]
-            why = _unsupported(block, kind, params) or (
-                f"{', '.join(shared)}: a block sharing some parameters with another has no Flax counterpart" if shared else "")
+            why = _unsupported(block, kind, params) or tied
             out.append(TargetLayer(name, None if why else kind, specs, _hparams(block, kind), (block, params), why))
 
         visit(model, "")

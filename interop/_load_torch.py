@@ -63,12 +63,6 @@ def _aliases(model) -> dict[int, list[tuple[Any, str]]]:
     return {k: v for k, v in places.items() if len(v) > 1}
 
 
-def _partly_tied(tensors: dict, own: dict, owner: dict[int, str]) -> str:
-    """Why a layer with some, not all, tensors tied to an earlier layer cannot be paired."""
-    tied = [f"{n} (tied to {owner[id(t)]})" for n, t in tensors.items() if n not in own]
-    return f"{', '.join(tied)}: a layer with some weights tied to another layer has no Flax counterpart" if tied else ""
-
-
 class TorchTarget(_models.Target):
     framework = "torch"
     ops_on_target = True
@@ -86,20 +80,14 @@ class TorchTarget(_models.Target):
         kinds = _kinds(nn)
         out: list[TargetLayer] = []
         taken: list[str] = []
-        owner: dict[int, str] = {}  # tensor id -> the first layer's name for it (tied weights)
+        ties = _models.Ties()
         self.aliases = _aliases(model)
-
-        def untied(name, tensors):
-            """The tensors no earlier layer holds: a tied weight is filled through its first owner."""
-            own = {n: t for n, t in tensors.items() if owner.setdefault(id(t), name) == name}
-            return own, bool(tensors) and not own
-
         for name, m in model.named_modules():
             if any(name == t or name.startswith(t + ".") if t else True for t in taken):
                 continue
             kind = next((k for cls, k in kinds if isinstance(m, cls)), None)
             if kind is None:
-                own, _ = untied(name, dict(m.named_parameters(recurse=False)) | {
+                own, _ = ties.split(name, dict(m.named_parameters(recurse=False)) | {
                     n: b for n, b in m.named_buffers(recurse=False) if n not in _SKIP_BUFFERS
                 })  # fmt: skip
                 if own:
@@ -109,11 +97,11 @@ class TorchTarget(_models.Target):
             taken.append(name)
             tensors = dict(m.named_parameters())
             tensors |= {n: t for n, t in m.named_buffers() if n.split(".")[-1] not in _SKIP_BUFFERS}
-            own, all_tied = untied(name, tensors)
-            if all_tied:  # e.g. an output head tied to the embedding: loaded with it
+            own, tied = ties.split(name, tensors)
+            if tensors and not own:  # e.g. an output head tied to the embedding: loaded with it
                 continue
             specs = {n: spec_of(t) for n, t in tensors.items()}
-            why = _unsupported(m, kind) or _partly_tied(tensors, own, owner)
+            why = _unsupported(m, kind) or tied
             out.append(TargetLayer(name, None if why else kind, specs, _hparams(m, kind), m, why))
         return out
 

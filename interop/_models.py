@@ -248,6 +248,25 @@ class TargetLayer:
         return self.name or "(root)"
 
 
+class Ties:
+    """Tensors held by several layers (tied weights, Gluon ``params=`` sharing): the first layer
+    that lists one owns it, and the others are filled through that owner."""
+
+    def __init__(self):
+        self.owner: dict[int, str] = {}
+
+    def split(self, name: str, tensors: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """(the tensors layer ``name`` owns, why it cannot be paired or "").
+
+        A layer whose tensors are all owned elsewhere gives ``({}, "")``: nothing to load.
+        """
+        own = {n: t for n, t in tensors.items() if self.owner.setdefault(id(t), name) == name}
+        tied = [f"{n} (tied to {self.owner[id(t)]})" for n, t in tensors.items() if n not in own]
+        if not tied or not own:
+            return own, ""
+        return own, f"{', '.join(tied)}: a layer with some weights tied to another layer has no Flax counterpart"
+
+
 @dataclasses.dataclass(frozen=True)
 class Staged:
     """A converted target parameter waiting to be committed."""

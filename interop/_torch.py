@@ -57,8 +57,9 @@ class TorchAdapter(Adapter):
         """Whether host tensors can be pinned (CUDA builds): pinned ones take JAX's public path."""
         return bool(self._torch.cuda.is_available())
 
-    def from_capsule(self, capsule: Any) -> Any:
-        return self._torch.utils.dlpack.from_dlpack(capsule)
+    @functools.cached_property
+    def from_capsule(self) -> Any:  # torch.utils.dlpack.from_dlpack, looked up once
+        return self._torch.utils.dlpack.from_dlpack
 
     def clone(self, t: Any) -> Any:
         return t.clone()
