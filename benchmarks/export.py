@@ -12,9 +12,11 @@ rotated each round, on fresh leaves made outside the timed region; ``us/leaf`` i
 rounds (min-max in brackets); ``x raw`` is the median over rounds of the per-round ratio to the
 raw DLPack route of the same framework, which cancels most of the background load.
 
-* Per leaf: each sample is one loop of single-leaf calls over 10 KB and 100 MB leaves
-  alternating (``PAIRS`` of each), every call timed on its own, so both sizes are measured in the
-  same warm loop and "100 MB / 10 KB" isolates the size dependence (B8: <= 1.5).
+* Per leaf: one loop of single-leaf calls over 10 KB and 100 MB leaves alternating (``PAIRS``
+  of each per round); at each position every case makes one call on its own fresh leaf and each
+  call is timed on its own; ``x raw`` pairs each call with the raw call at the same position.
+  Both sizes run in the same warm loop, so "100 MB / 10 KB" isolates the size dependence
+  (B8: <= 1.5).
 * Whole tree: one ``to_torch`` call on 200 x 10 KB or 2 x 100 MB leaves (report included), next
   to a loop of raw DLPack calls and the naive copy of the same tree.
 
@@ -37,9 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 
 SIZES = {"10 KB": 2_560, "100 MB": 26_214_400}  # float32 elements per leaf
-PAIRS = {True: 3, False: 4}  # per-leaf loop: this many leaves of each size per sample, by quick
+PAIRS = {True: 3, False: 2}  # per-leaf loop: this many leaves of each size per sample, by quick
 TREE_LEAVES = {"10 KB": 200, "100 MB": 2}  # leaves per whole-tree call
-ROUNDS = {True: {"leaf": 5, "10 KB": 9, "100 MB": 4}, False: {"leaf": 7, "10 KB": 15, "100 MB": 5}}
+ROUNDS = {True: {"leaf": 7, "10 KB": 11, "100 MB": 3}, False: {"leaf": 7, "10 KB": 11, "100 MB": 3}}
 
 
 @functools.cache
@@ -124,24 +126,34 @@ def _rotated(cases: list[Case], r: int) -> list[Case]:
 
 
 def _measure_leaves(cases: list[Case], rounds: int, pairs: int) -> None:
-    """Per-leaf samples: 10 KB and 100 MB leaves alternating, each call timed on its own."""
+    """Per-leaf samples: 10 KB and 100 MB leaves alternating; at each position every case makes
+    one call (rotated order), each call timed on its own, so load spikes hit all cases alike."""
     labels = list(SIZES) * pairs
     for c in cases:  # warm-up: imports, first-call caches
         c.call(_fresh(16)[0])
     for r in range(rounds):
-        for c in _rotated(cases, r):
-            warm, *xs = _fresh(16, *(SIZES[lb] for lb in labels))
-            ptrs = [x.unsafe_buffer_pointer() for x in xs]
-            gc.collect()
-            gc.disable()
-            c.call(warm)  # untimed: the first call of a loop pays for cold caches
-            timed = [_timed(c.call, x) for x in xs]
-            gc.enable()
+        order = _rotated(cases, r)
+        warm = _fresh(*[16] * len(order))
+        leaves = iter(_fresh(*(SIZES[lb] for lb in labels for _ in order)))
+        calls: dict[int, list[tuple[str, int, Any, float]]] = {id(c): [] for c in order}
+        gc.collect()
+        gc.disable()
+        for c, x in zip(order, warm, strict=True):  # untimed: the loop's first calls run cold
+            c.call(x)
+        for label in labels:
+            for c in order:
+                x = next(leaves)
+                ptr = x.unsafe_buffer_pointer()
+                out, dt = _timed(c.call, x)
+                calls[id(c)].append((label, ptr, out, dt))
+        gc.enable()
+        for c in order:
             for label in SIZES:
-                idx = [i for i, lb in enumerate(labels) if lb == label]
-                copied, zero = c.check([timed[i][0] for i in idx], [ptrs[i] for i in idx])
-                c.record(label, statistics.mean(timed[i][1] for i in idx), copied, zero)
-            del timed, xs
+                mine = [call for call in calls[id(c)] if call[0] == label]
+                copied, zero = c.check([o for _, _, o, _ in mine], [p for _, p, _, _ in mine])
+                for _, _, _, dt in mine:
+                    c.record(label, dt, copied, zero)
+        del calls, leaves
 
 
 def _measure_trees(cases: list[Case], label: str, rounds: int) -> None:

@@ -198,6 +198,9 @@ class Adapter:
     compact_only: ClassVar[bool] = False
     #: Suggested ``cast=`` targets for dtypes the framework cannot hold.
     cast_hints: ClassVar[Mapping[str, str]] = {}
+    #: True when dropping a tensor made by ``from_capsule`` releases the capsule at once (not
+    #: later on a framework thread): copy mode then exports ``x`` itself and clones it.
+    releases_at_once: ClassVar[bool] = False
 
     def module(self) -> Any:
         """Imports the framework or raises BackendUnavailableError."""
@@ -208,9 +211,10 @@ class Adapter:
         """A tensor over the buffer of a JAX ``"dltensor"`` capsule (the framework's DLPack import)."""
         raise NotImplementedError
 
-    def from_jax(self, x: jax.Array) -> tuple[Any, str]:
-        """A tensor over ``x``'s buffer (DLPack), and the reason if it had to copy ("" if not)."""
-        return self.from_capsule(to_capsule(x)), ""
+    def from_jax(self, x: jax.Array, view: bool = True) -> tuple[Any, str]:
+        """A tensor over ``x``'s buffer (DLPack), and the reason if it had to copy ("" if not).
+        ``view``: see :func:`to_capsule`."""
+        return self.from_capsule(to_capsule(x, view)), ""
 
     def clone(self, t: Any) -> Any:
         """A copy of ``t`` in a new buffer, finished (not pending) when this returns."""
@@ -380,37 +384,41 @@ def capsule_data_ptr(capsule: Any) -> int:
 # ``jnp.from_dlpack`` ~80 us (backend lookups, stream probing, ``jnp.asarray``). Each fast call
 # is the C call those wrappers end in with the same arguments; it is checked once, on a probe
 # array, against the public call, and if anything is missing or differs the public call is used.
-def _public_capsule(x: jax.Array) -> Any:
+def _public_capsule(x: jax.Array, view: bool = True) -> Any:
     return x.__dlpack__()
 
 
 @functools.cache
-def _capsule_maker() -> Callable[[jax.Array], Any]:
+def _capsule_maker() -> Callable[[jax.Array, bool], Any]:
     try:
         from jax._src.lib import _jax
 
         raw = _jax.buffer_to_dlpack_managed_tensor
 
-        def fast(x: jax.Array) -> Any:
-            # The capsule must hold a shard view, not ``x`` itself: deleting an array while a
-            # capsule holds it aborts the process ("Non-zero type 1 hold on destruction").
-            return raw(x.addressable_data(0), stream=None)
+        def fast(x: jax.Array, view: bool = True) -> Any:
+            return raw(x.addressable_data(0) if view else x, stream=None)
 
         probe = jnp.arange(1, 9, dtype=jnp.float32).reshape(2, 4)
-        if capsule_data_ptr(fast(probe)) != capsule_data_ptr(_public_capsule(probe)):
-            return _public_capsule
+        for view in (True, False):
+            if capsule_data_ptr(fast(probe, view)) != capsule_data_ptr(_public_capsule(probe)):
+                return _public_capsule
         return fast
     except Exception:  # noqa: BLE001 - any mismatch in JAX internals: use the public call
         return _public_capsule
 
 
-def to_capsule(x: jax.Array) -> Any:
+def to_capsule(x: jax.Array, view: bool = True) -> Any:
     """``x.__dlpack__()``: an unversioned ``"dltensor"`` capsule over ``x``'s buffer.
 
     Like JAX's own call (``stream=None``), it waits until ``x`` is computed, so no separate
-    ``block_until_ready`` is needed.
+    ``block_until_ready`` is needed. With ``view`` (the default, as JAX does) the capsule holds
+    a new single-device view of ``x`` (~5 us on its first export), because deleting an array
+    that a live capsule holds directly aborts the process ("Non-zero type 1 hold on
+    destruction"). ``view=False`` skips that view: only for arrays nobody can delete while the
+    capsule, or a tensor made from it, lives (a private temporary, or an alias that is dropped
+    synchronously before returning).
     """
-    return _capsule_maker()(x)
+    return _capsule_maker()(x, view)
 
 
 @functools.cache
@@ -442,7 +450,9 @@ def _canonical(fast: Callable[[Any], jax.Array]) -> Callable[[Any], jax.Array]:
     def imp(capsule: Any) -> jax.Array:
         x = fast(capsule)
         if x.dtype.itemsize == 8 and not x64_enabled():  # as jnp.from_dlpack: x64 off narrows
-            x = jnp.asarray(x, dtype=jax.dtypes.canonicalize_dtype(x.dtype))
+            canonical = jax.dtypes.canonicalize_dtype(x.dtype)
+            if canonical != x.dtype:
+                x = jnp.asarray(x, dtype=canonical)
         return x
 
     return imp
@@ -450,8 +460,8 @@ def _canonical(fast: Callable[[Any], jax.Array]) -> Callable[[Any], jax.Array]:
 
 @functools.cache
 def _copier() -> Callable[[jax.Array], jax.Array]:
-    # ``jnp.array(x, copy=True)`` (same program: one copy per (shape, dtype)) through jit's
-    # C++ dispatch: ~5x less Python per call.
+    # ``jnp.array(x, copy=True)``: the same one-op program, compiled once per (shape, dtype)
+    # either way, but dispatched by jit's C++ fast path: 4-8x less per-call overhead.
     return jax.jit(lambda a: a.copy())
 
 
@@ -610,8 +620,8 @@ def _transfer_tree(one: Callable[[Any, int], tuple[Any, Row]], log: _Log, leaves
 
 # ----------------------------------------------------------------------------------- export
 _ZERO_COPY = "zero-copy DLPack alias"
-_NO_CAST: dict[str, str] = {}  # read only
 _ZERO_COPY_MOVED = "zero-copy DLPack alias; source JAX array deleted"
+_NO_CAST: dict[str, str] = {}  # the cast map when cast=None (never written to)
 
 
 def _export_one(fw: Adapter, x: Any, mode: str, paths: Any, i: int, cast_map: dict[str, str],
@@ -648,8 +658,11 @@ def _export_one(fw: Adapter, x: Any, mode: str, paths: Any, i: int, cast_map: di
             f"non-row-major layout (major_to_minor={tuple(x.format.layout.major_to_minor)}); "
             f"{fw.name} accepts only compact row-major buffers, so it was made contiguous"
         )
+    # The alias needs no view of x when y is our own temporary, or when it is cloned and dropped
+    # before we return (copy mode, frameworks that release synchronously).
+    view = y is x and not (mode == "copy" and fw.releases_at_once)
     try:
-        t, why = fw.from_jax(y)  # waits until y is computed
+        t, why = fw.from_jax(y, view)  # waits until y is computed
     except Exception as e:  # noqa: BLE001 - re-raised with the leaf's path
         raise InteropError(
             f"to_{fw.name}: DLPack export of leaf {paths[i]!r} ({src}{list(x.shape)}) failed: "
@@ -658,7 +671,11 @@ def _export_one(fw: Adapter, x: Any, mode: str, paths: Any, i: int, cast_map: di
     if why:
         reasons.append(why)
     if mode == "copy" and y is x and not why:
-        t = fw.clone(t)
+        alias, t = t, None
+        try:
+            t = fw.clone(alias)
+        finally:
+            del alias  # released now (view=False above relies on it), even if clone raised
         reasons.append("copy mode")
     if wrap:
         t = fw.wrap(t)

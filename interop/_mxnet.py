@@ -168,12 +168,12 @@ class MXNetAdapter(Adapter):
     def from_capsule(self, capsule: Any) -> Any:
         return self._mx.nd.from_dlpack(capsule)
 
-    def from_jax(self, x: jax.Array) -> tuple[Any, str]:
+    def from_jax(self, x: jax.Array, view: bool = True) -> tuple[Any, str]:
         if x.dtype == _BOOL:  # crosses DLPack as uint8, then MXNet makes its own bool copy
             m = self.from_capsule(to_capsule(x.astype(jnp.uint8))).astype("bool")
             m.wait_to_read()
             return m, _BOOL_REASON
-        return self.from_capsule(to_capsule(x)), ""
+        return self.from_capsule(to_capsule(x, view)), ""
 
     def clone(self, t: Any) -> Any:
         c = t.copy()

@@ -75,8 +75,12 @@ class TensorFlowAdapter(Adapter):
     def wrap(self, t: Any) -> Any:
         return self._tf.Variable(t, trainable=t.dtype.is_floating or t.dtype.is_complex)
 
+    @functools.cached_property
+    def _eager(self) -> type:
+        return type(self._tf.constant(0))
+
     def data_ptr(self, t: Any) -> int:
-        if isinstance(t, self._tf.Variable):
+        if type(t) is not self._eager and isinstance(t, self._tf.Variable):
             t = t.value()
         return capsule_data_ptr(self._dlpack.to_dlpack(t))
 

@@ -44,6 +44,7 @@ def import_torch() -> Any:
 class TorchAdapter(Adapter):
     name = "torch"
     dtypes = frozenset(ALL_DTYPES) | {"float8_e4m3fn", "float8_e5m2"}
+    releases_at_once = True  # a tensor's DLPack deleter runs when its storage is freed
 
     def module(self) -> Any:
         return import_torch()

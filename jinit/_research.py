@@ -324,6 +324,10 @@ def _linen_outputs_fn(module: Any, tree: PyTree, kernels: list[str], method: Any
             raise PathError(f"lsuv: layer {k!r} is not in the 'params' collection; select "
                             "kernels (e.g. 'params/.*/kernel').")
         owner[inner.rpartition("/")[0]] = k
+    kwargs = dict(kwargs)
+    extra = kwargs.pop("mutable", ())  # e.g. ["batch_stats"] to run BatchNorm in train mode
+    mutable = True if extra is True else ["intermediates", *(
+        [extra] if isinstance(extra, str) else extra or ())]
 
     def outputs_fn(params: PyTree, batch: Any) -> dict[str, Any]:
         seen: list[str] = []
@@ -337,7 +341,7 @@ def _linen_outputs_fn(module: Any, tree: PyTree, kernels: list[str], method: Any
 
         variables = {"params": params} if wrapped else params
         _, state = module.apply(variables, batch, capture_intermediates=capture,
-                                mutable=["intermediates"], method=method, **kwargs)
+                                mutable=mutable, method=method, **kwargs)
         found = state["intermediates"]
         out: dict[str, Any] = {}
         for where in dict.fromkeys(seen):  # forward order, once per module

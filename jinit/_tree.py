@@ -320,6 +320,7 @@ class Rules:
                 f"{', '.join(uncovered[:_SAMPLE])}{' ...' if len(uncovered) > _SAMPLE else ''}."
                 f"\nRules: {list(self.rules)}.\nAdd a rule for them or pass default=... "
                 "(abstract leaves from jax.eval_shape have no value to keep).")
+        _check_unique([p.path for p in plans if p is not None and p.init is not None])
         if self.strict:
             self._check_used(flat, chosen, matchers)
         return plans
@@ -384,6 +385,18 @@ def _check_key(key: Any) -> None:
     raise DTypeError(
         f"a tree initializer needs a PRNG key as its first argument (jax.random.key(0)); got "
         f"{key!r}. Call it as tree_init(key, tree); for several keys, jax.vmap over them.")
+
+
+def _check_unique(paths: list[str]) -> None:
+    """Two initialized leaves with one path would get the same key, hence the same values."""
+    seen: set[str] = set()
+    dups = sorted({p for p in paths if p in seen or seen.add(p)})
+    if dups:
+        raise RuleError(
+            f"several leaves have the path {', '.join(map(repr, dups[:_SAMPLE]))} (a dict key "
+            "containing '/' reads like a nested path; keys 1 and '1' read alike), so selectors "
+            "cannot tell them apart and they would get the same key and identical values. "
+            "Rename the keys so that every path is unique.")
 
 
 def _match(m: Callable[[str, Any], bool], path: str, leaf: Any, rule: Rule) -> bool:

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -60,6 +61,8 @@ def _scope_fn(module: nn.Module, method: Any) -> Callable[..., Any]:
     fn = method if method is not None else type(module).__call__
     if isinstance(fn, str):
         fn = getattr(type(module), fn)
+    if inspect.ismethod(fn) and isinstance(fn.__self__, nn.Module):
+        fn = fn.__func__  # module.encode, as module.init accepts it: rebind to the clone
 
     def scope_fn(scope, *args, **kwargs):
         return fn(module.clone(parent=scope, _deep_clone=True), *args, **kwargs)
@@ -135,7 +138,12 @@ def init(
         raise RuleError(
             f"{type(module).__name__} created no params (collections: {sorted(shapes)}); there "
             "is nothing for the tree initializer to initialize.")
-    params = tree_init(rngs[_PARAMS], shapes[_PARAMS])
+    try:
+        params = tree_init(rngs[_PARAMS], shapes[_PARAMS])
+    except RuleError as e:
+        raise RuleError(
+            f"{e}\nNote: jinit.flax.init gives the tree initializer the 'params' collection "
+            "alone, so its paths read 'Dense_0/kernel', without a 'params/' prefix.") from e
     missing = [jax.tree_util.keystr(p) for p, x in
                jax.tree_util.tree_flatten_with_path(params)[0] if is_abstract(x)]
     if missing:

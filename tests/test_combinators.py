@@ -216,3 +216,9 @@ def test_reprs_are_readable():
     assert repr(jinit.mixture([(1, jinit.zeros)])) == "Mixture(components=((1.0, jinit.zeros),))"
     assert repr(jinit.fused(jinit.orthogonal(), 4)) == (
         "Fused(init=Orthogonal(scale=1.0, column_axis=-1, dtype=None), splits=4, axis=-1)")
+
+
+def test_clipped_complex_is_a_dtype_error():
+    # QA regression: jnp.clip's own ValueError leaked out for complex draws.
+    with pytest.raises(jinit.DTypeError, match="complex values .* cannot be clipped"):
+        jinit.clipped(jinit.normal(), -1, 1)(KEY, (4,), jnp.complex64)

@@ -139,3 +139,25 @@ def test_failed_calls_leave_inputs_untouched():
     with pytest.raises(jinit.ShapeError):
         jinit.constant(value)(KEY, (2, 2))
     np.testing.assert_array_equal(value, np.ones(3))
+
+
+# --- QA regressions: odd shapes and dtypes give jinit errors or exact values --------------------
+
+@pytest.mark.parametrize(("init", "shape", "dtype", "error", "match"), [
+    (jinit.constant(np.arange(3.0)), (1, 1), None, jinit.ShapeError, r"\(3,\) cannot be broadcast"),
+    (jinit.constant(np.arange(3.0)), (), None, jinit.ShapeError, r"to the requested shape \(\)"),
+    (jinit.glorot_uniform(), (2, 0, 3, 3), None, jinit.ShapeError, "receptive-field axes"),
+    (jinit.uniform(), (2, 3), jnp.complex64, jinit.DTypeError, "real numbers.*complex64"),
+    (jinit.truncated_normal(), (2, 3), jnp.complex64, jinit.DTypeError, "real numbers"),
+], ids=["const-into-1x1", "const-into-0d", "empty-rf", "uniform-complex", "tn-complex"])
+def test_odd_shapes_and_dtypes_raise_jinit_errors(init, shape, dtype, error, match):
+    # Before: a bare jnp.full ValueError, ZeroDivisionError and jax.random ValueErrors.
+    with pytest.raises(error, match=match):
+        init(KEY, shape, dtype)
+
+
+def test_constant_array_broadcasts_into_larger_shapes_and_empty_delta_orthogonal():
+    assert jinit.constant(np.arange(3.0))(KEY, (2, 3)).tolist() == [[0, 1, 2]] * 2
+    assert jinit.compute_fans((2, 1, 3, 3)) == (6.0, 6.0)
+    w = jinit.delta_orthogonal()(KEY, (2, 0, 3, 3))  # was an IndexError on the centre tap
+    assert w.shape == (2, 0, 3, 3) and w.dtype == jnp.float32

@@ -127,3 +127,23 @@ def test_errors():
 
     with pytest.raises(jinit.RuleError, match=r"without a value: \['bias'\]"):
         jinit.flax.init(nn.Dense(3), half, KEY, X)
+
+
+def test_bound_method_with_batch_stats_and_params_prefix_hint():
+    # QA regression: module.init accepts method=module.encode; the second (batch_stats) pass
+    # called the bound method with the clone as its first input.
+    class Enc(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(x)
+
+        @nn.compact
+        def encode(self, x, scale=1.0):
+            return nn.BatchNorm(use_running_average=False)(nn.Dense(8, name="enc")(x) * scale)
+
+    m = Enc()
+    v = jinit.flax.init(m, jt.defaults(), KEY, X, method=m.encode, scale=2.0)
+    want = jax.tree.map(jnp.shape, m.init(KEY, X, method=m.encode, scale=2.0))
+    assert jax.tree.map(jnp.shape, v) == want
+    with pytest.raises(jinit.RuleError, match="without a 'params/' prefix"):
+        jinit.flax.init(nn.Dense(3), jinit.rules(("params/.*", jinit.zeros)), KEY, X)

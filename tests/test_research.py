@@ -392,3 +392,20 @@ def test_recipe_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         recipes.gpt2(1)  # building a recipe computes nothing and warns nothing
+
+
+def test_lsuv_batchnorm_in_train_mode_with_mutable_batch_stats():
+    # QA regression: apply_kwargs={"mutable": ...} collided with lsuv's own mutable=.
+    class BNNet(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            x = nn.relu(nn.BatchNorm(use_running_average=not train)(nn.Dense(32, use_bias=False)(x)))
+            return nn.Dense(4, use_bias=False)(x)
+
+    model = BNNet()
+    variables = model.init(jax.random.key(0), BATCH)
+    out, report = jinit.lsuv(model, variables, BATCH, return_report=True, tol=0.05,
+                             apply_kwargs={"train": True, "mutable": ["batch_stats"]})
+    assert [r.path for r in report] == ["params/Dense_0/kernel", "params/Dense_1/kernel"]
+    assert all(abs(r.var_after - 1) < 0.05 for r in report)
+    assert out["batch_stats"]["BatchNorm_0"]["mean"] is variables["batch_stats"]["BatchNorm_0"]["mean"]

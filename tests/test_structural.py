@@ -306,3 +306,10 @@ def test_jit_equals_eager_and_vmap_equals_loop(name):
     for k, b in zip(keys, batched, strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(init(k, shape)), rtol=1e-6)
     assert hash(init) == hash(eval("jinit." + repr(init), {"jinit": jinit, "float32": None}))
+
+
+def test_empty_bilinear_and_complex_chrono():
+    # QA regressions: a zero-size spatial axis divided by zero; chrono leaked a jax ValueError.
+    assert jinit.bilinear()(KEY, (0, 4, 2, 2)).shape == (0, 4, 2, 2)
+    with pytest.raises(jinit.DTypeError, match="real numbers"):
+        jinit.chrono(10.0)(KEY, (8,), jnp.complex64)

@@ -351,3 +351,11 @@ def test_a_raising_selector_is_a_rule_error():
     with pytest.raises(jinit.RuleError, match=r"the selector of rule .* raised on leaf "
                                               r"'Dense_0/bias'.*boom"):
         jinit.rules((sel, jinit.ones))(KEY, spec())
+
+
+def test_leaves_sharing_a_path_are_a_rule_error():
+    # QA regression: {"a": {"b": x}, "a/b": y} both read "a/b/w": same key, identical values.
+    tree = {"a": {"b": {"w": S((4,), jnp.float32)}}, "a/b": {"w": S((4,), jnp.float32)}}
+    assert jinit.paths(tree) == ["a/b/w", "a/b/w"]
+    with pytest.raises(jinit.RuleError, match="several leaves have the path 'a/b/w'"):
+        jinit.rules((".*", jinit.normal()))(KEY, tree)

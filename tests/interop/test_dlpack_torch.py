@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +12,7 @@ import pytest
 from _arrays import DTYPES_32, DTYPES_64, RSS_SCRIPT, run_python, same_bits, sample
 from conftest import require
 from flax.core import FrozenDict
-from jinit.interop import ExportReport, InteropError, from_torch, to_torch
+from jinit.interop import ExportRecord, ExportReport, InteropError, _dlpack, from_torch, to_torch
 from jinit.interop import _torch as adapter
 
 import jinit
@@ -185,6 +188,86 @@ def test_report_type_and_table():
     assert "zero-copy DLPack alias" in rep.table() and rep.copied == ()
     with pytest.raises(KeyError, match="no leaf 'nope'"):
         rep["nope"]
+
+
+# --- the fast per-leaf path (interop/_dlpack.py "fast calls"): same results as the public calls
+def test_fast_calls_are_active_and_match_the_public_calls():
+    # If JAX's internals change, each fast call falls back to the public one (correct, slower):
+    # this test then fails first, so the benchmark numbers are not silently lost.
+    assert _dlpack._capsule_maker() is not _dlpack._public_capsule
+    assert _dlpack._row_major_check() is not _dlpack._public_row_major
+    assert _dlpack._host_importer() is not None
+    for x in (sample("float32"), jnp.float32(2.5), jnp.zeros((0, 3)), sample("bfloat16", (4, 1, 2))):
+        fast, public = _dlpack.to_capsule(x), x.__dlpack__()
+        assert _dlpack.capsule_data_ptr(fast) == _dlpack.capsule_data_ptr(public)
+        assert torch.equal(torch.from_dlpack(fast), torch.from_dlpack(public))
+    t = torch.arange(12.0).reshape(3, 4)
+    for view in (t, t.T):  # default and transposed (non-default JAX layout) buffers
+        fast, public = _dlpack._host_importer()(torch.utils.dlpack.to_dlpack(view)), jnp.from_dlpack(view)
+        assert fast.unsafe_buffer_pointer() == public.unsafe_buffer_pointer() == view.data_ptr()
+        assert (fast.dtype, fast.shape, fast.sharding, fast.committed, fast.format) == (
+            public.dtype, public.shape, public.sharding, public.committed, public.format)
+        assert _dlpack.is_row_major(fast) == _dlpack._public_row_major(fast) == (view is t)
+        np.testing.assert_array_equal(fast, view.numpy())
+
+
+def test_export_waits_for_a_pending_computation():
+    a = jnp.full((600, 600), 1.0 / 600, jnp.float32)
+    f = jax.jit(lambda a: a @ a @ a @ a @ a @ a + 1.0)
+    f(a).block_until_ready()
+    for mode in ("move", "share", "copy"):
+        x = f(a)  # dispatched asynchronously; the export must not read it before it is written
+        t, rec = adapter.export_array(x, mode)
+        np.testing.assert_allclose(t.numpy(), 1 + 1 / 600, rtol=1e-5)  # (a @ a = a for a = 1/600)
+        assert rec.zero_copy == (mode != "copy")
+
+
+@pytest.mark.parametrize("mode", ["share", "copy"])
+def test_deleting_the_source_after_export_keeps_the_tensor_valid(mode):
+    # share: the capsule holds a view of x, not x (deleting an array a live capsule holds
+    # aborts the process); copy: the temporary alias of x was released before returning.
+    x = jnp.arange(6.0).reshape(2, 3)
+    t, rec = adapter.export_array(x, mode)
+    x.delete()
+    t.add_(1)
+    assert rec.zero_copy == (mode == "share") and t.tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_leaf_level_cast_accepts_dtype_objects():
+    y, rec = adapter.export_array(jnp.array([1, 200], jnp.int32), "share", cast={jnp.int32: jnp.uint8})
+    assert y.dtype == torch.uint8 and rec.reason.startswith("cast int32->uint8 (cast=)")
+    x = adapter.import_array(torch.tensor([1.5], dtype=torch.float64), cast={jnp.float64: jnp.float32})
+    assert x.dtype == jnp.float32 and x.tolist() == [1.5]
+
+
+def test_records_and_lazy_report_equal_their_dataclass_forms():
+    x = sample("float32")
+    tree = {"enc": [x, {"b": sample("int8", (4,))}], "dec": x}
+    out, rep = to_torch(tree, mode="share", report=True)
+    # summaries come from the per-leaf rows, before any record is built
+    assert len(rep) == 3 and rep.all_zero_copy and rep.bytes_copied == 0
+    assert "records" not in vars(rep)
+    for r in rep:
+        assert r == ExportRecord(**{f.name: getattr(r, f.name) for f in dataclasses.fields(r)})
+        assert r == dataclasses.replace(r) and hash(r) == hash(dataclasses.replace(r))
+    assert [r.path for r in rep] == ["dec", "enc/0", "enc/1/b"]
+    tie = rep["enc/0"]
+    assert tie.tied_to == "dec" and tie.reason == "same array as 'dec': same tensor"
+    assert tie.bytes_copied == 0 and tie.nbytes == x.nbytes and tie.target_dtype == "float32"
+    assert rep == ExportReport(rep.records) and pickle.loads(pickle.dumps(rep)) == rep
+    _, copied = to_torch({"w": x}, report=True)
+    assert copied.bytes_copied == x.nbytes and not copied.all_zero_copy and len(copied.copied) == 1
+    back, imp = from_torch({"w": out["dec"], "v": out["dec"]}, mode="share", report=True)
+    assert imp["v"].tied_to is None and imp["w"].reason == "same tensor as 'v': same array"  # sorted keys
+    assert back["v"] is back["w"]
+
+
+def test_import_copy_of_a_transposed_view_is_independent():
+    base = torch.arange(12.0).reshape(3, 4)
+    x, rec = adapter.import_array_with_record(base.T, "copy")
+    base.mul_(0)
+    np.testing.assert_array_equal(x, np.arange(12.0).reshape(3, 4).T)
+    assert not rec.zero_copy and rec.reason == "copy mode" and x.committed
 
 
 @pytest.mark.slow
