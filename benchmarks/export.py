@@ -41,7 +41,7 @@ import numpy as np
 SIZES = {"10 KB": 2_560, "100 MB": 26_214_400}  # float32 elements per leaf
 PAIRS = {True: 3, False: 2}  # per-leaf loop: this many leaves of each size per sample, by quick
 TREE_LEAVES = {"10 KB": 200, "100 MB": 2}  # leaves per whole-tree call
-ROUNDS = {True: {"leaf": 7, "10 KB": 11, "100 MB": 3}, False: {"leaf": 7, "10 KB": 11, "100 MB": 3}}
+ROUNDS = {True: {"leaf": 7, "10 KB": 11, "100 MB": 3}, False: {"leaf": 7, "10 KB": 11, "100 MB": 5}}
 
 
 @functools.cache

@@ -235,15 +235,19 @@ class Rules:
     mesh: Mesh | None = None
     partition: tuple[tuple[_select.Predicate, PartitionSpec], ...] = ()
 
-    def __call__(self, key: PRNGKey, tree: PyTree) -> PyTree:
-        """Initializes ``tree`` (arrays and/or ``jax.ShapeDtypeStruct`` leaves) from ``key``."""
+    def __call__(self, key: PRNGKey, tree: PyTree, *, progress: bool | None = None) -> PyTree:
+        """Initializes ``tree`` (arrays and/or ``jax.ShapeDtypeStruct`` leaves) from ``key``.
+
+        ``progress`` shows a progress bar (``None``: automatic, for eager initializations of
+        at least 256 MiB on a terminal; ``JINIT_PROGRESS=0/1`` overrides the default).
+        """
         _check_key(key)
         flat = flatten(tree)
         plans = self._plan(flat, tree)
         todo = [(i, p) for i, p in enumerate(plans) if p is not None and p.init is not None]
         tasks = [LeafTask(p.path, p.init, p.shape, p.dtype, p.sharding) for _, p in todo]
         try:
-            values = init_leaves(key, tasks)
+            values = init_leaves(key, tasks, progress=progress)
         except LeafInitError:
             raise
         except Exception as e:

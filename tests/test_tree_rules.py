@@ -359,3 +359,11 @@ def test_leaves_sharing_a_path_are_a_rule_error():
     assert jinit.paths(tree) == ["a/b/w", "a/b/w"]
     with pytest.raises(jinit.RuleError, match="several leaves have the path 'a/b/w'"):
         jinit.rules((".*", jinit.normal()))(KEY, tree)
+
+
+def test_progress_flag_is_forwarded_and_values_unchanged():
+    spec = {"w": jax.ShapeDtypeStruct((64, 32), jnp.float32)}
+    init = jinit.rules(("w", jinit.lecun_normal()))
+    quiet = init(jax.random.key(0), spec, progress=False)
+    shown = init(jax.random.key(0), spec, progress=True)
+    np.testing.assert_array_equal(quiet["w"], shown["w"])
