@@ -2,7 +2,7 @@
 
 Tree initializers resolve their rules into a list of :class:`LeafTask` and call
 :func:`init_leaves`. Values are the contract (DESIGN decision 11): for a given root key,
-every strategy returns arrays bit-identical to ``task.init(leaf_key(key, task.path),
+every strategy returns arrays bit-identical to ``task.init(leaf_key(key, task.key_source),
 task.shape, task.dtype)``, eagerly, under ``jax.jit``, ``jax.vmap`` and with shardings.
 
 Strategy:
@@ -52,6 +52,14 @@ class LeafTask:
     shape: tuple[int, ...]
     dtype: Any
     sharding: Any = None  # a jax.sharding.Sharding, or None
+    #: The path whose digest keys the leaf (default: ``path``). Leaves that are blocks of one
+    #: fused draw (e.g. the per-gate blocks of Keras's fused orthogonal LSTM matrix) share it.
+    key_path: str | None = None
+
+    @property
+    def key_source(self) -> str:
+        """The path the leaf's key derives from."""
+        return self.path if self.key_path is None else self.key_path
 
 
 #: Most kernels kept; the least recently used beyond this are dropped.
@@ -81,8 +89,8 @@ def _run_inline(key: PRNGKey, task: LeafTask) -> jax.Array:
     """
     kind = _kind(task)
     if kind is not None:
-        return _kernel(kind)[0](key, _digest(task.path))
-    out = _leaf(task.init, key, path_digest(task.path), shape=task.shape, dtype=task.dtype)
+        return _kernel(kind)[0](key, _digest(task.key_source))
+    out = _leaf(task.init, key, path_digest(task.key_source), shape=task.shape, dtype=task.dtype)
     if task.sharding is not None:
         out = jax.lax.with_sharding_constraint(out, task.sharding)
     return out
@@ -167,7 +175,7 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
         :func:`jinit._progress.bar`).
 
     Returns:
-      One array per task, bit-identical to ``task.init(leaf_key(key, task.path), task.shape,
+      One array per task, bit-identical to ``task.init(leaf_key(key, task.key_source), task.shape,
       task.dtype)``.
     """
     tasks = list(tasks)
@@ -184,7 +192,7 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
         return results
     with _progress.bar(sum(_nbytes(tasks[i]) for i in todo), len(todo), progress) as bar:
         for i in todo:
-            results[i] = _kernel(kinds[i])[0](key, _digest(tasks[i].path))
+            results[i] = _kernel(kinds[i])[0](key, _digest(tasks[i].key_source))
             bar.advance(_nbytes(tasks[i]), results[i])
     return results
 

@@ -245,7 +245,8 @@ class Rules:
         flat = flatten(tree)
         plans = self._plan(flat, tree)
         todo = [(i, p) for i, p in enumerate(plans) if p is not None and p.init is not None]
-        tasks = [LeafTask(p.path, p.init, p.shape, p.dtype, p.sharding) for _, p in todo]
+        tasks = [LeafTask(p.path, p.init, p.shape, p.dtype, p.sharding,
+                          getattr(p.init, "key_path", None)) for _, p in todo]
         try:
             values = init_leaves(key, tasks, progress=progress)
         except LeafInitError:

@@ -44,7 +44,7 @@ def ours(tree_init, spec, *groups: str | tuple[str, ...], n_min: int = N_MIN, se
         return [plan[p].init(leaf_key(key, p), plan[p].shape, plan[p].dtype) for p in g]
 
     def run(key):
-        return [jax.vmap(lambda k, g=g: one(k, g))(jax.random.split(jax.random.fold_in(key, i), n))
+        return [jax.lax.map(lambda k, g=g: one(k, g), jax.random.split(jax.random.fold_in(key, i), n))
                 for i, (g, n) in enumerate(zip(groups, counts, strict=True))]
 
     out = jax.jit(run)(jax.random.key(seed))

@@ -107,6 +107,9 @@ def test_lstm_linen_cell_blocks():
     check_same_distribution(w_h, theirs(lambda i: make(i)["lstm_cell/recurrent_kernel"]),
                             std=1 / math.sqrt(256))
     params = jk.defaults()(jax.random.key(0), spec)["cell"]
+    # The four blocks come from one draw: together they are Keras's orthogonal (H, 4H) matrix.
+    fused = np.concatenate([np.asarray(params[f"h{g}"]["kernel"]) for g in "ifgo"], axis=1)
+    np.testing.assert_allclose(fused @ fused.T, np.eye(64), atol=1e-5)
     np.testing.assert_array_equal(params["hf"]["bias"], np.ones(64))
     for g in "igo":
         np.testing.assert_array_equal(params[f"h{g}"]["bias"], np.zeros(64))

@@ -426,13 +426,16 @@ class Block(Wrapper):
 
     Keras draws an LSTM's recurrent kernel as one orthogonal ``(H, 4H)`` matrix; a Flax
     per-gate cell holds its four ``(H, H)`` blocks as separate leaves. Each leaf is the block of
-    a fused draw, so it has exactly the marginal law of the framework's block.
+    a fused draw; with a shared ``key_path`` (the tree initializer keys the leaf by it instead
+    of the leaf's own path) all blocks come from the *same* draw, so together they are exactly
+    the framework's matrix (jointly orthogonal), not just blocks with the right marginal law.
     """
 
     init: InitFn
     fused: tuple[int, ...]
     index: int
     axis: int = -1
+    key_path: str | None = None
 
     def _apply(self, key, shape, dtype, out_sharding):
         axis = self.axis % len(shape)
@@ -533,7 +536,9 @@ def _keras_recurrent(layer: Layer) -> InitFn:
     ortho = keras.orthogonal(layout="flax")
     if layer.block < 0:
         return ortho
-    return Block(ortho, (layer.hidden, len(layer.order) * layer.hidden), layer.block)
+    cell = layer.module.rpartition("/")[0]
+    return Block(ortho, (layer.hidden, len(layer.order) * layer.hidden), layer.block,
+                 key_path=f"{cell}/<fused recurrent kernel>")
 
 
 def keras_table(unit_forget_bias: bool = True) -> Table:
