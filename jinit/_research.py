@@ -191,17 +191,17 @@ def mup(
     (``set_base_shapes`` + ``mup.init.*``), with ``m_in``/``m_out`` the width multipliers
     (``width / base_width``) of the leaf's fan-in / fan-out dimensions:
 
-    ============  ====================  ==============================================
-    leaf          which fans grow       std relative to ``init`` at base width
-    ============  ====================  ==============================================
-    hidden        fan-in and fan-out    ``m_in^{-1/2}``  (var ∝ 1/fan_in)
-    input         fan-out only          ``1``            (constant in width)
-    output        fan-in only           ``1/m_in`` (var ∝ 1/fan_in²); ``0`` with
-                                        ``readout_zero_init``; ``1`` with
-                                        ``output_multiplier=True``
-    vector        (biases, norm scales) ``1``  (readout bias: ``0`` with readout_zero_init)
-    finite        neither               ``1``
-    ============  ====================  ==============================================
+    ============  ======================  ====================================================
+    leaf          which fans grow         std relative to ``init`` at base width
+    ============  ======================  ====================================================
+    hidden        fan-in and fan-out      ``m_in^{-1/2}``  (var ∝ 1/fan_in)
+    input         fan-out only            ``1``            (constant in width)
+    output        fan-in only             ``1/m_in`` (var ∝ 1/fan_in²); ``0`` with
+                                          ``readout_zero_init``; ``1`` with
+                                          ``output_multiplier=True``
+    vector        (biases, norm scales)   ``1``  (readout bias: ``0`` with readout_zero_init)
+    finite        neither                 ``1``
+    ============  ======================  ====================================================
 
     "At base width" is exact for the variance-scaling family (Glorot/He/LeCun and the compat
     ``LayoutVarianceScaling``, also under ``jinit.scaled``): their fan-dependent std is first

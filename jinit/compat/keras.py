@@ -13,8 +13,8 @@ random_normal(mean, stddev) ``RandomNormal(0.0, 0.05)``     ``N(mean, stddev²)`
 random_uniform(min, max)    ``RandomUniform(-0.05, 0.05)``  ``U[minval, maxval)``
 truncated_normal(mean, sd)  ``TruncatedNormal(0.0, 0.05)``  ``N(mean, sd²)`` cut at
                                                             ``mean ± 2·sd``, no correction
-variance_scaling(scale,     ``VarianceScaling(1.0,          var ``scale/max(1, n)``; "normal"
-mode, distribution)         "fan_in", "truncated_normal")`` **means truncated** (÷0.8796);
+variance_scaling(...)       ``VarianceScaling(1.0,          var ``scale/max(1, n)``; "normal"
+                            "fan_in", "truncated_normal")`` **means truncated** (÷0.8796);
                                                             "untruncated_normal"; "uniform"
 glorot_uniform()            ``GlorotUniform()``             VS(1, fan_avg, uniform)
 glorot_normal()             ``GlorotNormal()``              VS(1, fan_avg, truncated_normal)
