@@ -44,6 +44,7 @@ autodoc_inherit_docstrings = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+napoleon_use_ivar = True
 napoleon_custom_sections = [("See Also", "params_style"), "References"]
 
 # --- HTML --------------------------------------------------------------------------------------

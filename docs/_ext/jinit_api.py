@@ -32,11 +32,17 @@ GROUPS: dict[str, str] = {
     "jinit._paths": "Tree initializers",
     "jinit._summary": "Tree initializers",
     "jinit._research": "Research initializers",
-    "jinit._typing": "Types",
-    "jinit._errors": "Errors",
+    "jinit.interop._dlpack": "Arrays and trees",
+    "jinit.interop._torch": "Arrays and trees",
+    "jinit.interop._tensorflow": "Arrays and trees",
+    "jinit.interop._mxnet": "Arrays and trees",
+    "jinit.interop._models": "Whole models",
+    "jinit.interop._load_": "Whole models",
 }
-MODULES_HEADING = "Submodules"
 OTHER_HEADING = "More"
+#: Headings placed after every group above.
+LAST: dict[str, str] = {"jinit._typing": "Types", "jinit._errors": "Errors"}
+MODULES_HEADING = "Submodules"
 
 
 def _defining_module(name: str, obj: Any, package: str) -> str:
@@ -116,10 +122,11 @@ def render(module_name: str) -> str:
         if isinstance(obj, types.ModuleType):
             heading = MODULES_HEADING
         else:
-            heading = next((h for prefix, h in GROUPS.items()
-                            if where == prefix or where.startswith(prefix + ".")), OTHER_HEADING)
+            heading = next((h for prefix, h in {**GROUPS, **LAST}.items()
+                            if where == prefix or where.startswith(prefix)), OTHER_HEADING)
         groups.setdefault(heading, []).append(_entry(module_name, name, obj, module_name))
-    order = list(dict.fromkeys([*GROUPS.values(), OTHER_HEADING, MODULES_HEADING]))
+    order = list(dict.fromkeys([*GROUPS.values(), OTHER_HEADING, *LAST.values(),
+                                MODULES_HEADING]))
     single = len(groups) == 1
     out = [f".. automodule:: {module_name}\n", f".. currentmodule:: {module_name}\n"]
     for heading in sorted(groups, key=order.index):
