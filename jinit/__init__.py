@@ -6,6 +6,7 @@ each framework's initializers and layer defaults; ``jinit.rules`` builds tree in
 ``jinit.interop`` hands parameter trees to PyTorch, TensorFlow/Keras and MXNet.
 """
 
+import types as _types
 from importlib import metadata as _metadata
 
 # --- errors and types -------------------------------------------------------------------------
@@ -124,8 +125,11 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
 # Submodules whose imports are heavy (Flax ~1.3 s) or framework-facing load on first access.
 _LAZY_SUBMODULES = ("flax", "nnx", "interop")
 
-__all__ = [name for name in dir() if not name.startswith("_") and name != "annotations"]
-__all__ += list(_LAZY_SUBMODULES)
+# The public objects. Submodules (compat, select, recipes and the lazy ones) are attributes,
+# not star-import names: `from jinit import *` must not rebind `flax`, `nnx` or `select`
+# (real packages and a stdlib module), nor import Flax.
+__all__ = [name for name, value in globals().items()
+           if not name.startswith("_") and not isinstance(value, _types.ModuleType)]
 
 
 def __getattr__(name: str):
