@@ -13,6 +13,8 @@ import importlib
 import time
 from collections.abc import Callable, Sequence
 
+from jinit._cli import UsageError, did_you_mean
+
 
 @dataclasses.dataclass(frozen=True)
 class Section:
@@ -54,8 +56,10 @@ def run(names: Sequence[str] | None = None) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--section", action="append", metavar="NAME",
-                        help="run only this section (repeatable); see --list")
+    parser.add_argument("sections", nargs="*", metavar="SECTION",
+                        help="run only these sections (default: all); see --list")
+    parser.add_argument("--section", action="append", default=[], metavar="NAME",
+                        help="run only this section (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
 
 
@@ -64,5 +68,11 @@ def main(args: argparse.Namespace) -> int:
         for s in SECTIONS:
             print(f"{s.name:12s} {s.title}")
         return 0
-    run(args.section)
+    known = [s.name for s in SECTIONS]
+    names = [*args.sections, *args.section]
+    for name in names:
+        if name not in known:
+            raise UsageError(f"unknown demo section {name!r}.{did_you_mean(name, known)} "
+                             f"Sections: {', '.join(known)}.")
+    run(names or None)
     return 0
