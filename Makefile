@@ -1,27 +1,38 @@
-# jinit: the README's commands.  `make demo`, `make test`, `make bench`.
+# jinit: the README's commands.  `make demo`, `make test`, `make docs`, `make bench`.
 PYTHON ?= python
 PIP := $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench bench-quick deps install lint
+.PHONY: demo docs docs-deps frameworks test bench bench-quick deps install lint
 
-# Installs what the tests need without replacing any framework already present:
-# torch 2.13.0 (CPU wheel) only where torch is absent, tensorflow-cpu only where
-# TensorFlow is absent, and MXNet 1.9.1 with --no-deps (it declares numpy<2).
-deps:
+# The three frameworks, each installed only where it is absent (an existing torch, TensorFlow
+# or MXNet is never replaced): torch 2.13.0 (the CPU wheel; a bare `torch` pulls CUDA),
+# tensorflow-cpu, and MXNet 1.9.1 with --no-deps (it declares numpy<2).
+frameworks:
 	@$(PYTHON) -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" \
 	  || $(PIP) install -q "torch==2.13.0"
 	@$(PYTHON) -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is None)" \
 	  || $(PIP) install -q "tensorflow-cpu>=2.16"
 	@$(PYTHON) -c "import importlib.util as u, sys; sys.exit(u.find_spec('mxnet') is None)" \
 	  || $(PIP) install -q --no-deps "mxnet==1.9.1"
-	@$(PIP) install -q -e ".[flax,plot,progress,test]"
+
+# Installs what the tests need without replacing any framework already present.
+deps: frameworks
+	@$(PIP) install -q -e ".[flax,plot,progress,test,docs]"
 
 install:
 	@$(PIP) install -q -e ".[flax,plot,progress]"
 
-demo: install
+# The tour shows PyTorch, Keras and Gluon next to JAX, so it installs them as `deps` does.
+demo: frameworks install
 	$(PYTHON) -m jinit demo
+
+docs-deps:
+	@$(PIP) install -q -e ".[docs]"
+
+# The documentation site, warnings as errors: docs/_build/html/index.html.
+docs: docs-deps
+	$(PYTHON) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 test: deps
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
