@@ -17,10 +17,14 @@ def summary(
     tree_init: Any = None,
     *,
     stats: bool = True,
-    verbose: bool = True,
+    return_string: bool = False,
     file: Any = None,
-) -> str:
-    """Prints and returns a table of the tree's leaves: path, shape, dtype, count, mean, std.
+) -> str | None:
+    """Prints a table of the tree's leaves: path, shape, dtype, count, mean, std.
+
+    Like ``jax.print_environment_info`` (and Keras's ``Model.summary``), it prints and returns
+    ``None``, so a REPL shows the table once; ``return_string=True`` returns the table instead
+    of printing it.
 
     Statistics are computed on the host in float64 for concrete leaves; abstract leaves
     (``jax.ShapeDtypeStruct``) and tracers show ``-``. With ``tree_init`` (a tree initializer
@@ -31,11 +35,11 @@ def summary(
       tree: the parameter tree (arrays and/or ``jax.ShapeDtypeStruct``).
       tree_init: optionally, the tree initializer whose plan to show.
       stats: compute mean and std (set ``False`` for huge trees you only want to list).
-      verbose: print the table (to ``file``, default ``sys.stdout``).
-      file: where to print.
+      return_string: return the table as a string instead of printing it.
+      file: where to print (default ``sys.stdout``).
 
     Returns:
-      The table as a string.
+      ``None``, or the table when ``return_string`` is true.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jinit
@@ -43,11 +47,14 @@ def summary(
       >>> params = init(jax.random.key(0), {"dense": {
       ...     "kernel": jax.ShapeDtypeStruct((4, 2), jnp.float32),
       ...     "bias": jax.ShapeDtypeStruct((2,), jnp.float32)}})
-      >>> _ = jinit.summary(params, init)
+      >>> jinit.summary(params, init)
       path          shape   dtype    count  mean  std  init         chosen by
       dense/bias    (2,)    float32      2     0    0  jinit.zeros  rule 0 ('.*/bias')
       dense/kernel  (4, 2)  float32      8     1    0  jinit.ones   rule 1 ('.*/kernel')
       total: 2 leaves, 10 values, 40 bytes
+      >>> text = jinit.summary({"w": jnp.ones(())}, return_string=True)  # prints nothing
+      >>> text.splitlines()[-1]
+      'total: 1 leaf, 1 value, 4 bytes'
     """
     flat = flatten(tree)
     plans = tree_init.plan(tree) if tree_init is not None else None
@@ -76,12 +83,13 @@ def summary(
                  for k, (c, w) in enumerate(zip(row, widths, strict=True))]
         return "  ".join(cells).rstrip()
 
-    lines = [fmt(header), *map(fmt, rows),
-             f"total: {len(rows)} leaves, {count:,} values, {_bytes(nbytes)}"]
-    text = "\n".join(lines)
-    if verbose:
-        print(text, file=file if file is not None else sys.stdout)
-    return text
+    total = (f"total: {_count(len(rows), 'leaf', 'leaves')}, {_count(count, 'value')}, "
+             f"{_bytes(nbytes)}")
+    text = "\n".join([fmt(header), *map(fmt, rows), total])
+    if return_string:
+        return text
+    print(text, file=file if file is not None else sys.stdout)
+    return None
 
 
 def _stats(leaf: Any) -> list[str]:
@@ -103,9 +111,17 @@ def _name(init: Any) -> str:
     return r if len(r) <= 48 else r[:45] + "..."
 
 
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    """``"1 leaf"``, ``"2 leaves"``, ``"1,024 values"``."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
 def _bytes(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n}"
+    if n < 1024:
+        return _count(n, "byte")
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):  # noqa: B007 - the last unit is the one printed
+        size /= 1024
+        if size < 1024:
+            break
+    return f"{size:.1f} {unit}"

@@ -243,17 +243,20 @@ def test_paths_lists_what_selectors_see():
 def test_summary_table(capsys):
     init = jinit.rules((".*bias", jinit.zeros), (".*kernel", jinit.ones))
     params = init(KEY, spec())
-    text = jinit.summary(params, init)
-    assert capsys.readouterr().out.strip() == text
+    assert jinit.summary(params, init) is None  # prints once; a REPL shows no second copy
+    text = capsys.readouterr().out.strip()
+    assert jinit.summary(params, init, return_string=True) == text
     lines = text.splitlines()
     assert lines[0].split() == ["path", "shape", "dtype", "count", "mean", "std", "init",
                                 "chosen", "by"]
     assert lines[2].split()[:7] == ["Dense_0/kernel", "(4,", "8)", "float32", "32", "1", "0"]
     assert "jinit.ones" in lines[2] and "rule 1 ('.*kernel')" in lines[2]
     assert lines[-1] == "total: 4 leaves, 49 values, 196 bytes"
-    quiet = jinit.summary(spec(), verbose=False, stats=False)
+    quiet = jinit.summary(spec(), return_string=True, stats=False)
     assert capsys.readouterr().out == "" and "mean" not in quiet
-    assert jinit.summary(spec(), verbose=False).splitlines()[1].split()[-2:] == ["-", "-"]
+    assert jinit.summary(spec(), return_string=True).splitlines()[1].split()[-2:] == ["-", "-"]
+    one = jinit.summary({"b": jnp.zeros((1,), jnp.int8)}, return_string=True)
+    assert one.splitlines()[-1] == "total: 1 leaf, 1 value, 1 byte"
 
 
 # --- errors -----------------------------------------------------------------------------------
