@@ -1,4 +1,4 @@
-"""Functional edits of parameter trees: ``jinit.set`` and ``jinit.update`` (DESIGN decision 6).
+"""Functional edits of parameter trees: ``jinit.set`` and ``jinit.update``.
 
 They replace the in-place ``net[0].weight.data[:] += 1`` habit of other frameworks with pure
 functions that return a new tree (untouched leaves are the same objects; the input is never

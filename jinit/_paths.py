@@ -1,7 +1,7 @@
 """Path strings and per-leaf keys.
 
 A leaf's path is the "/"-joined string of its key path (``"Dense_0/kernel"``,
-``"layers/0/w"``). Its PRNG key depends on that string only (DESIGN decision 5): the two
+``"layers/0/w"``). Its PRNG key depends on that string only: the two
 32-bit halves of a 64-bit blake2b digest of the path are folded into the root key, so adding,
 removing or reordering other leaves or rules never changes a leaf's value.
 """

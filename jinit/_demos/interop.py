@@ -8,8 +8,11 @@ by side with their max difference from JAX's.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 
 import jax
 import numpy as np
@@ -29,6 +32,46 @@ def _flax_mlp():
     return MLP()
 
 
+#: How each framework is installed, for the line printed when it is missing.
+INSTALL = {"PyTorch": "pip install 'jinit[torch]'",
+           "Keras (TF)": "pip install 'jinit[tensorflow]'",
+           "MXNet Gluon": "pip install --no-deps mxnet==1.9.1"}
+
+
+@contextlib.contextmanager
+def quiet_framework() -> Iterator[None]:
+    """Silences a framework's log noise while it is imported and used, so the tour reads cleanly.
+
+    TensorFlow's C++ logging (absl, oneDNN notices) ignores ``TF_CPP_MIN_LOG_LEVEL`` in recent
+    releases and writes straight to file descriptor 2, so stderr is pointed at /dev/null at
+    the descriptor level for the duration. Python warnings (MXNet's deprecations) and absl's
+    Python logger are silenced too. Exceptions still propagate with their messages.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+            _quiet_absl()
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _quiet_absl() -> None:
+    """Keeps absl's Python logger (used by TensorFlow and Keras) at errors only, if loaded."""
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is not None:
+        absl_logging.set_verbosity(absl_logging.ERROR)
+
+
 def _torch(variables, x):
     import torch
 
@@ -41,8 +84,6 @@ def _torch(variables, x):
 
 
 def _keras(variables, x):
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
     from jinit.interop import load_keras
@@ -77,9 +118,11 @@ def run() -> None:
     outputs = {"JAX / Flax": ref}
     for name, port in FRAMEWORKS.items():
         try:
-            out, report = port(variables, x)
+            with quiet_framework():
+                out, report = port(variables, x)
         except ImportError as e:  # a framework that is not installed is skipped, not fatal
-            print(f"{name}: skipped ({e})")
+            print(f"{name}: skipped, not installed ({e}); `make demo` or {INSTALL[name]} "
+                  "installs it")
             continue
         outputs[name] = out
         print(f"{name}: {len(report.params)} parameters loaded, {report.zero_copy} zero-copy")
