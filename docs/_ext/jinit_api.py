@@ -106,7 +106,7 @@ def _entry(module: str, name: str, obj: Any, package: str) -> str:
         doc = (inspect.getdoc(type(obj)) or "").splitlines()[:1]
     value = re.sub(r"\s+", " ", repr(obj))
     body = "".join(f"   {line}\n" for line in doc)
-    return f".. py:data:: {full}\n   :value: {value}\n\n{body}"
+    return f".. py:data:: {name}\n   :module: {module}\n   :value: {value}\n\n{body}"
 
 
 def render(module_name: str) -> str:
