@@ -12,10 +12,6 @@ import jinit
 import jinit.compat
 import jinit.select
 
-# Lazy submodules load on access; everything else is bound at import.
-LAZY = {"flax", "nnx", "interop"}
-
-
 def _public(module):
     return [n for n in module.__all__ if not n.startswith("_")]
 
@@ -55,6 +51,26 @@ def test_import_jinit_imports_no_framework():
 
 
 def test_lazy_submodules():
-    assert LAZY <= set(jinit.__all__)
     assert jinit.flax.__name__ == "jinit.flax" and jinit.nnx.__name__ == "jinit.nnx"
+    assert jinit.interop.__name__ == "jinit.interop"
     assert jinit.__version__
+
+
+def test_star_import_binds_no_module_and_needs_no_flax():
+    # Flax made unimportable, as on a machine without it; `from jinit import *` must not
+    # rebind flax, nnx (real packages) or select (a stdlib module), nor any other submodule.
+    code = ("import sys, types; sys.modules['flax'] = None\n"
+            "import select\n"
+            "from jinit import *\n"
+            "import jinit\n"
+            "bound = sorted(n for n, v in list(globals().items()) if isinstance(v, types.ModuleType)"
+            " and v.__name__.startswith('jinit'))\n"
+            "assert select is sys.modules['select'], select\n"
+            "assert 'flax' not in globals() and 'nnx' not in globals(), 'flax/nnx bound'\n"
+            "print(bound, len(jinit.__all__))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("]")[0] == "['jinit'", run.stdout  # only the explicit `import jinit`
+    assert not {"flax", "nnx", "select", "interop", "compat", "recipes"} & set(jinit.__all__)
+    for module in ("compat", "select", "recipes", "flax", "nnx", "interop"):
+        assert getattr(jinit, module).__name__ == f"jinit.{module}"  # still attributes
