@@ -81,3 +81,31 @@ def test_cli_rejects_unknown_section_and_command():
         _demos.run(["nope"])
     with pytest.raises(SystemExit):
         cli.main(["no-such-command"])
+
+
+@pytest.mark.slow
+def test_interop_section_shows_every_framework_and_no_log_noise():
+    """With PyTorch, TensorFlow and MXNet installed (as `make demo` installs them), the tour
+    ports the MLP to all three, and their native log lines (absl, oneDNN, TF C++) stay out of
+    the output. Run as a subprocess: native logging writes to file descriptor 2 directly."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the demo must silence TensorFlow by itself
+    proc = subprocess.run([sys.executable, "-m", "jinit", "demo", "--section", "interop"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "skipped" not in out
+    for name in ("PyTorch", "Keras (TF)", "MXNet Gluon"):
+        assert f"{name}: 4 parameters loaded" in out
+    assert re.search(r"max \|diff\|(\s+\d\.\d\de[-+]\d\d){3}", out)
+    noise = [line for line in out.splitlines()
+             if re.match(r"[IWEF]\d{4} |WARNING: All log messages|.*oneDNN|.*tensorflow/|"
+                         r"\[\d\d:\d\d:\d\d\] ", line)]
+    assert not noise, noise
+    assert proc.stderr.strip() == ""
