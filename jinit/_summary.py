@@ -117,11 +117,8 @@ def _count(n: int, singular: str, plural: str | None = None) -> str:
 
 
 def _bytes(n: int) -> str:
-    if n < 1024:
+    """``"1 byte"``, ``"1,023 bytes"``, ``"1.5 KiB"``, ... up to GiB."""
+    power = min(3, (n.bit_length() - 1) // 10) if n else 0  # 1024 ** power <= n
+    if power == 0:
         return _count(n, "byte")
-    size = float(n)
-    for unit in ("KiB", "MiB", "GiB"):  # noqa: B007 - the last unit is the one printed
-        size /= 1024
-        if size < 1024:
-            break
-    return f"{size:.1f} {unit}"
+    return f"{n / 1024 ** power:.1f} {('KiB', 'MiB', 'GiB')[power - 1]}"

@@ -33,7 +33,8 @@ def _fails(capsys, argv: list[str]) -> str:
 @pytest.mark.parametrize("argv, expected", [
     (["compare", "torch.kaiming_unifrom"],
      "no initializer 'torch.kaiming_unifrom'. Did you mean 'torch.kaiming_uniform'"),
-    (["compare", "kaiming_unifrom", "--framework", "torch"], "Did you mean 'torch.kaiming_uniform'"),
+    (["compare", "kaiming_unifrom", "--framework", "torch"],
+     "Did you mean 'torch.kaiming_uniform'"),
     (["compare", "caffe.xavier"], "unknown framework 'caffe'"),
     (["compare"], "give an initializer NAME"),
     (["compare", "torch.kaiming_uniform", "--arg", "oops"], "expected NAME=VALUE, got 'oops'"),
