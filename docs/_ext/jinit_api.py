@@ -124,7 +124,9 @@ def render(module_name: str) -> str:
         else:
             heading = next((h for prefix, h in {**GROUPS, **LAST}.items()
                             if where == prefix or where.startswith(prefix)), OTHER_HEADING)
-        groups.setdefault(heading, []).append(_entry(module_name, name, obj, module_name))
+        # Factories and values first, then the classes they build.
+        groups.setdefault(heading, []).append(
+            (inspect.isclass(obj), _entry(module_name, name, obj, module_name)))
     order = list(dict.fromkeys([*GROUPS.values(), OTHER_HEADING, *LAST.values(),
                                 MODULES_HEADING]))
     single = len(groups) == 1
@@ -132,7 +134,7 @@ def render(module_name: str) -> str:
     for heading in sorted(groups, key=order.index):
         if not single:
             out.append(_heading(heading, "-"))
-        out.extend(groups[heading])
+        out.extend(text for _, text in sorted(groups[heading], key=lambda e: e[0]))
     return "\n".join(out)
 
 
