@@ -64,7 +64,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
       >>> did_you_mean("tress", ["core", "trees", "interop"])
       " Did you mean 'trees'?"
       >>> did_you_mean("kaiming_unifrom", ["kaiming_uniform", "kaiming_normal", "he_uniform"])
-      " Did you mean 'kaiming_uniform', 'kaiming_normal' or 'he_uniform'?"
+      " Did you mean 'kaiming_uniform' or 'kaiming_normal'?"
+      >>> did_you_mean("unifrom", ["uniform", "uniforms", "unform", "normal"])
+      " Did you mean 'uniform', 'uniforms' or 'unform'?"
       >>> did_you_mean("zzz", ["core", "trees"])
       ''
     """

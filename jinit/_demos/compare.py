@@ -72,7 +72,7 @@ def _jinit_names(framework: str) -> list[str]:
     if framework == "jax":  # only the names jax.nn.initializers has too
         import jax.nn.initializers as jax_inits
 
-        names = [n for n in names if not n.startswith("_") and hasattr(jax_inits, n)]
+        names = [n for n in names if hasattr(jax_inits, n)]
     return names
 
 
@@ -125,8 +125,10 @@ def _keywords(fn: Callable, skip: Iterable[str] = ()) -> frozenset[str] | None:
 
 def _check_keywords(kwargs: Mapping[str, Any], accepted: frozenset[str] | None,
                     owner: str) -> None:
+    if accepted is None:  # it takes **kwargs: the call itself will tell
+        return
     for key in kwargs:
-        if accepted is not None and key not in accepted:
+        if key not in accepted:
             takes = ", ".join(sorted(accepted)) or "none"
             raise UsageError(f"--arg {key}: {owner} has no argument {key!r} (its arguments: "
                              f"{takes}).{did_you_mean(key, accepted)}")
