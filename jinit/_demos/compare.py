@@ -269,7 +269,7 @@ def reference(framework: str, name: str, kwargs: Mapping[str, Any]) -> Reference
 
 # --- drawing, testing, plotting --------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Comparison:
     """Values of one initializer from jinit and from its framework, on the same shape."""
 
@@ -277,8 +277,8 @@ class Comparison:
     name: str
     kwargs: Mapping[str, Any]
     reference: str  # the framework initializer's name, e.g. "torch.nn.init.kaiming_uniform_"
-    ours: np.ndarray
-    theirs: np.ndarray
+    ours: np.ndarray = dataclasses.field(repr=False)
+    theirs: np.ndarray = dataclasses.field(repr=False)
 
     @property
     def label(self) -> str:
