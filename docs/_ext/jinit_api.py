@@ -142,6 +142,13 @@ def _source_read(app: Sphinx, docname: str, source: list[str]) -> None:
     source[0] = MARKER.sub(lambda m: render(m.group("module")), source[0])
 
 
+def _reread_reference(app: Sphinx, env: Any, added: set, changed: set, removed: set
+                      ) -> list[str]:
+    """The reference depends on the code, not on its page files: re-read it on every build."""
+    return [docname for docname in env.found_docs if docname.startswith("api/")]
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("source-read", _source_read)
+    app.connect("env-get-outdated", _reread_reference)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
