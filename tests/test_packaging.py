@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -120,3 +121,13 @@ def test_sdist_installs_and_its_tests_run(built):
                           "signature"], capture_output=True, text=True, cwd=unpacked,
                          timeout=600)
     assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_pypi_description_code_runs():
+    text = (ROOT / "PYPI.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    out = subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "rule 1 ('.*/kernel')" in out.stdout and "total: 2 leaves" in out.stdout
