@@ -409,7 +409,8 @@ def plan(source: FlaxSource, targets: list[TargetLayer], framework: str, mapping
     paired_f = {id(p.flax) for p in pairs}
     paired_t = {id(p.target) for p in pairs}
     missing = [
-        f"{t.label} ({t.kind or t.note}): {', '.join(f'{k}{list(s.shape)}' for k, s in t.specs.items())}"
+        f"{t.label} ({': '.join(x for x in (t.kind, t.note) if x)}): "
+        f"{', '.join(f'{k}{list(s.shape)}' for k, s in t.specs.items())}"
         for t in targets if id(t) not in paired_t
     ]
     unexpected = [
