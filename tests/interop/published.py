@@ -81,13 +81,18 @@ def jitter(tree: Mapping, seed: int, scale: float = 0.1) -> dict:
 
 
 def jitter_torch(module, seed: int, scale: float = 0.1) -> None:
-    """:func:`jitter` for a torch module's parameters and float buffers, in place."""
+    """:func:`jitter` for a torch module's state, in place.
+
+    Only what is state: trainable parameters and persistent buffers (BatchNorm statistics),
+    not constants such as sinusoidal position tables or rotary frequencies.
+    """
     import torch
 
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, t in [*module.named_parameters(), *module.named_buffers()]:
-            if not t.is_floating_point() or t.ndim == 0:
+        for name, t in module.state_dict(keep_vars=True).items():
+            frozen = isinstance(t, torch.nn.Parameter) and not t.requires_grad
+            if frozen or not t.is_floating_point() or t.ndim == 0:
                 continue
             if name.endswith("running_var"):
                 t.mul_(0.5 + 1.5 * torch.rand(t.shape, generator=g))
