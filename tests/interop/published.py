@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from conftest import require
 
@@ -70,12 +71,11 @@ def jitter(tree: Mapping, seed: int, scale: float = 0.1) -> dict:
     rng = np.random.default_rng(seed)
 
     def one(path, a):
-        a = np.asarray(a)
-        if not np.issubdtype(a.dtype, np.floating):
+        if not jnp.issubdtype(a.dtype, jnp.floating):
             return a
         if path[-1] == "var":  # BatchNorm running variance: keep it positive
-            return (a * rng.uniform(0.5, 2.0, a.shape)).astype(a.dtype)
-        return (a + scale * rng.standard_normal(a.shape)).astype(a.dtype)
+            return jnp.asarray(a * rng.uniform(0.5, 2.0, a.shape), a.dtype)
+        return jnp.asarray(a + scale * rng.standard_normal(a.shape), a.dtype)
 
     return map_ordered(one, tree)
 
