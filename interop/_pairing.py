@@ -328,11 +328,11 @@ def disagreements(named, fs, ts, framework, scores: _Scores) -> list[str]:
             f, t = fg[i], tg[j]
             tn, fn = by_f.get(id(f)), by_t.get(id(t))
             if tn is not None and fn is None and tn is not t and _same_specs(tn.specs, t.specs):
-                out.append(f"{f.label}: paired by name with {tn.label}, but the layer order pairs it with "
+                out.append(f"Flax {f.label}: paired by name with {tn.label}, but the layer order pairs it with "
                            f"{t.label} (same shapes, no name partner)")  # fmt: skip
             elif fn is not None and tn is None and fn is not f and _same_specs(fn.specs, f.specs):
-                out.append(f"{t.label}: paired by name with {fn.label}, but the layer order pairs it with "
-                           f"{f.label} (same shapes, no name partner)")  # fmt: skip
+                out.append(f"target {t.label}: paired by name with Flax {fn.label}, but the layer order pairs it "
+                           f"with Flax {f.label} (same shapes, no name partner)")  # fmt: skip
     return out
 
 
