@@ -17,7 +17,18 @@ frameworks:
 	  || $(PIP) install -q --no-deps "mxnet==1.9.1"
 
 # Installs what the tests need without replacing any framework already present.
+# Test-only: torchvision (the release paired with the installed torch, --no-deps so that
+# it cannot replace torch), tf-keras (Keras 2, which HF TF models need; paired with the
+# installed TensorFlow, --no-deps since it declares `tensorflow`, not tensorflow-cpu) and
+# transformers 4.49.0 (the last release with Flax and TF twins; its dependencies are
+# pure-Python or tokenizers/safetensors wheels and touch no framework).
 deps: frameworks
+	@$(PYTHON) -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchvision') is None)" \
+	  || $(PIP) install -q --no-deps "torchvision==$$($(PYTHON) -c "import importlib.metadata as m; print('0.%d.*' % (int(m.version('torch').split('.')[1]) + 15))")"
+	@$(PYTHON) -c "import importlib.util as u, sys; sys.exit(u.find_spec('tf_keras') is None)" \
+	  || $(PIP) install -q --no-deps "tf-keras==$$($(PYTHON) -c "import importlib.metadata as m; print(m.version(m.packages_distributions()['tensorflow'][0]).rsplit('.', 1)[0] + '.*')")"
+	@$(PYTHON) -c "import importlib.metadata as m, sys; sys.exit(m.version('transformers') != '4.49.0')" 2>/dev/null \
+	  || $(PIP) install -q "transformers==4.49.0"
 	@$(PIP) install -q -e ".[flax,plot,progress,test,docs]"
 
 install:

@@ -6,6 +6,11 @@ Importing this package imports no framework: each public name is resolved on fir
 Array level (DLPack, ownership modes "copy" / "move" / "share", per-leaf reports):
 ``to_torch``, ``from_torch``, ``to_tensorflow``, ``from_tensorflow``, ``to_mxnet``,
 ``from_mxnet``, ``ExportRecord``, ``ExportReport``, ``InteropError``.
+
+Model level (pairing by name, then structure; hyper-parameters read from ``source=``):
+``load_torch``, ``load_keras``, ``load_gluon``, ``params_from_torch``, ``params_from_keras``,
+``params_from_gluon``, ``plan`` (dry run), ``register_layer`` / ``LayerRule`` / ``HParam`` /
+``ops`` (rules for new layer types), ``LoadReport``, ``ParamReport``, ``PortPlan``, ``PortError``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ _LAZY = {
     "from_tensorflow": "_tensorflow",
     "to_mxnet": "_mxnet",
     "from_mxnet": "_mxnet",
-    # --- layer/model level (owner: interop-models): add "name": "_module" entries here ---
+    "import_mxnet": "_mxnet",
+    "import_torch": "_torch",
+    "import_tensorflow": "_tensorflow",
     "load_torch": "_load_torch",
     "params_from_torch": "_load_torch",
     "load_keras": "_load_keras",
@@ -36,6 +43,14 @@ _LAZY = {
     "LoadReport": "_models",
     "ParamReport": "_models",
     "PortError": "_models",
+    "PortWarning": "_models",
+    "PortPlan": "_models",
+    "PlanEntry": "_models",
+    "plan": "_models",
+    "register_layer": "_registry",
+    "LayerRule": "_registry",
+    "HParam": "_registry",
+    "ops": "ops",
 }
 
 __all__ = sorted(_LAZY)
@@ -45,7 +60,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'jinit.interop' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"jinit.interop.{module}"), name)
+    imported = importlib.import_module(f"jinit.interop.{module}")
+    value = imported if module == name else getattr(imported, name)
     globals()[name] = value
     return value
 

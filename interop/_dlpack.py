@@ -5,7 +5,7 @@ parameterised by a small :class:`Adapter` that each framework module (``_torch``
 ``_tensorflow``, ``_mxnet``) implements with a handful of primitives (DLPack in and out, data
 pointer, clone, cast). Trees go through :func:`export_tree` / :func:`import_tree`.
 
-Ownership modes (DESIGN decision 8):
+Ownership modes:
 
 * ``"copy"`` (default): the result owns a fresh buffer; the source is never aliased by a
   mutable tensor.

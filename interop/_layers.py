@@ -14,7 +14,6 @@ each framework's convention (torch momentum ``= 1 - m``) and compared with the t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,9 +32,9 @@ from jinit.interop._layouts import (
     swap_last_two,
 )
 
-from jinit._errors import RuleError
+from jinit.interop._registry import FRAMEWORKS, HParam, LayerRule
 
-FRAMEWORKS = ("torch", "keras", "gluon")
+from jinit._errors import RuleError
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
@@ -81,6 +80,7 @@ KIND_CLASS: dict[str, str] = {
     "dense": "kernel2",
     "embed": "embed",
     "layer_norm": "norm",
+    "rms_norm": "norm",
     "group_norm": "norm",
     "batch_norm": "batch_norm",
     "lstm": "lstm",
@@ -93,35 +93,53 @@ KIND_CLASS: dict[str, str] = {
 
 # --- hyper-parameters ---------------------------------------------------------------------------
 
-
-@dataclasses.dataclass(frozen=True)
-class HParam:
-    """A layer hyper-parameter that the parameter tree does not hold.
-
-    Attributes:
-      name: Flax's name (``epsilon``, ``momentum``, ...).
-      default: Flax's default, or None when there is none to assume (then only an explicit
-        value is checked).
-      affects_output: a mismatch changes the forward pass (an error in strict mode) rather than
-        only training (a warning in the report).
-    """
-
-    name: str
-    default: Any
-    affects_output: bool = True
+_EPS_ATTRS = ("epsilon", "eps", "variance_epsilon", "layer_norm_eps", "layer_norm_epsilon")
 
 
-HPARAMS: dict[str, tuple[HParam, ...]] = {
-    "layer_norm": (HParam("epsilon", 1e-6),),
-    "group_norm": (HParam("epsilon", 1e-6), HParam("num_groups", None)),
-    "batch_norm": (HParam("epsilon", 1e-5), HParam("momentum", 0.99, affects_output=False)),
-    **{f"conv_transpose{n}d": (HParam("transpose_kernel", False),) for n in (1, 2, 3)},
+def _heads(specs: Mapping[str, Spec]) -> Any:
+    spec = specs.get("query/kernel")
+    return spec.shape[1] if spec is not None and spec.ndim == 3 else None
+
+
+#: Flax-side hyper-parameters per target kind: (name, Flax default, affects output,
+#: attribute names on the Flax module, value derived from the slot shapes).
+_FLAX_HPARAMS: dict[str, tuple[tuple[str, Any, bool, tuple[str, ...], Any], ...]] = {
+    "layer_norm": (("epsilon", 1e-6, True, _EPS_ATTRS, None),),
+    "rms_norm": (("epsilon", 1e-6, True, _EPS_ATTRS, None),),
+    "group_norm": (("epsilon", 1e-6, True, _EPS_ATTRS, None), ("num_groups", None, True, ("num_groups",), None)),
+    "batch_norm": (("epsilon", 1e-5, True, _EPS_ATTRS, None), ("momentum", 0.99, False, ("momentum",), None)),
+    "mha": (("num_heads", None, True, ("num_heads",), _heads),),
+    **{f"conv_transpose{n}d": (("transpose_kernel", False, True, ("transpose_kernel",), None),) for n in (1, 2, 3)},
+}
+
+#: (framework, hyper-parameter) -> how the target layer holds it.
+_TARGET_ATTRS: dict[tuple[str, str], Any] = {
+    ("torch", "epsilon"): ("eps", "variance_epsilon", "epsilon"),
+    ("torch", "momentum"): "momentum",
+    ("torch", "num_groups"): "num_groups",
+    ("torch", "num_heads"): "num_heads",
+    ("keras", "epsilon"): "epsilon",
+    ("keras", "momentum"): "momentum",
+    ("keras", "num_groups"): "groups",
+    ("keras", "num_heads"): ("num_heads", "_num_heads"),
+    ("gluon", "epsilon"): lambda b: (getattr(b, "_kwargs", None) or {}).get("eps"),
+    ("gluon", "momentum"): lambda b: (getattr(b, "_kwargs", None) or {}).get("momentum"),
+    ("gluon", "num_heads"): "_heads",
 }
 
 #: Flax value -> framework value, for hparams whose convention differs.
 CONVENTIONS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("torch", "momentum"): lambda m: 1.0 - m,
 }
+
+
+def hparams(kind: str, framework: str) -> tuple[HParam, ...]:
+    """The hyper-parameters a built-in rule of ``kind`` compares in ``framework``."""
+    return tuple(
+        HParam(name, _TARGET_ATTRS.get((framework, name)), default, affects, CONVENTIONS.get((framework, name)),
+               attrs, derive)
+        for name, default, affects, attrs, derive in _FLAX_HPARAMS.get(kind, ())
+    )  # fmt: skip
 
 
 def to_framework(framework: str, name: str, value: Any) -> Any:
@@ -137,8 +155,8 @@ def to_framework(framework: str, name: str, value: Any) -> Any:
 
 
 def hparams_for(kind: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Flax hyper-parameters of a layer: defaults overridden by ``given``."""
-    out = {h.name: h.default for h in HPARAMS.get(kind, ())}
+    """Flax hyper-parameters of a layer: the Flax defaults overridden by ``given``."""
+    out = {name: default for name, default, *_ in _FLAX_HPARAMS.get(kind, ())}
     out.update(given or {})
     return out
 
@@ -245,8 +263,51 @@ _RNN = {
 }
 
 
+def _norm(kind: str):
+    def build(framework: str, hp: Mapping[str, Any]) -> Rule:
+        names = _NORM_NAMES[framework]
+        return _renames({k: v for k, v in names.items() if kind == "batch_norm" or k in ("scale", "bias")})
+
+    return build
+
+
+def _rms(framework: str, hp: Mapping[str, Any]) -> Rule:
+    return {"torch": (Rename("scale", "weight"),), "keras": (), "gluon": (Rename("scale", "gamma"),)}[framework]
+
+
+def _gru_rule(framework: str, hp: Mapping[str, Any]) -> Rule:
+    if framework == "keras":
+        return _gru(_RNN["keras"], "zrn", transpose=False, stacked_bias=True)
+    return _gru(_RNN[framework], "rzn", transpose=True, stacked_bias=False)
+
+
+def _mha(framework: str, hp: Mapping[str, Any]) -> Rule:
+    if framework == "torch":
+        return _mha_torch()
+    if framework == "keras":
+        return (Rename("out/kernel", "attention_output/kernel"), Rename("out/bias", "attention_output/bias"))
+    return _mha_separate({f"{p}.{w}": f"{p}.{w}" for p in MHA_PROJ + ("out",) for w in ("weight", "bias")})
+
+
+#: kind -> (framework, Flax hyper-parameters) -> the layout operations
+_BUILD: dict[str, Callable[[str, Mapping[str, Any]], Rule]] = {
+    "dense": lambda fw, hp: () if fw == "keras" else _dense_t("kernel", "weight"),
+    "embed": lambda fw, hp: (Rename("embedding", "embeddings" if fw == "keras" else "weight"),),
+    "layer_norm": _norm("layer_norm"),
+    "group_norm": _norm("group_norm"),
+    "batch_norm": _norm("batch_norm"),
+    "rms_norm": _rms,
+    "lstm": lambda fw, hp: _lstm(_RNN[fw], transpose=fw != "keras", split_bias=fw != "keras"),
+    "gru": _gru_rule,
+    "mha": _mha,
+    **{f"conv{n}d": (lambda n: lambda fw, hp: _conv(fw, n))(n) for n in (1, 2, 3)},
+    **{f"conv_transpose{n}d": (lambda n: lambda fw, hp: _conv_transpose(fw, n, bool(hp["transpose_kernel"])))(n)
+       for n in (1, 2, 3)},
+}  # fmt: skip
+
+
 def rule(kind: str, framework: str, hparams: Mapping[str, Any] | None = None) -> Rule:
-    """The conversion rule from a Flax layer to a ``framework`` layer of ``kind``.
+    """The built-in conversion rule from a Flax layer to a ``framework`` layer of ``kind``.
 
     Args:
       kind: the target layer kind (see :data:`KIND_CLASS`).
@@ -265,32 +326,16 @@ def rule(kind: str, framework: str, hparams: Mapping[str, Any] | None = None) ->
     """
     if framework not in FRAMEWORKS:
         raise RuleError(f"unknown framework {framework!r}; expected one of {FRAMEWORKS}")
-    hp = hparams_for(kind, hparams)
-    norm = _NORM_NAMES[framework]
-    if kind == "dense":
-        return () if framework == "keras" else _dense_t("kernel", "weight")
-    if kind == "embed":
-        return (Rename("embedding", "embeddings" if framework == "keras" else "weight"),)
-    if kind in ("layer_norm", "group_norm", "batch_norm"):
-        return _renames({k: v for k, v in norm.items() if kind == "batch_norm" or k in ("scale", "bias")})
-    if kind.startswith("conv_transpose") and kind.endswith("d"):
-        return _conv_transpose(framework, int(kind[-2]), bool(hp["transpose_kernel"]))
-    if kind.startswith("conv") and kind.endswith("d"):
-        return _conv(framework, int(kind[-2]))
-    if kind == "lstm":
-        return _lstm(_RNN[framework], transpose=framework != "keras", split_bias=framework != "keras")
-    if kind == "gru":
-        if framework == "keras":
-            return _gru(_RNN["keras"], "zrn", transpose=False, stacked_bias=True)
-        return _gru(_RNN[framework], "rzn", transpose=True, stacked_bias=False)
-    if kind == "mha":
-        if framework == "torch":
-            return _mha_torch()
-        if framework == "keras":
-            return (Rename("out/kernel", "attention_output/kernel"), Rename("out/bias", "attention_output/bias"))
-        names = {f"{p}.{w}": f"{p}.{w}" for p in MHA_PROJ + ("out",) for w in ("weight", "bias")}
-        return _mha_separate(names)
-    raise RuleError(f"no conversion rule for layer kind {kind!r} ({framework}); supported: {sorted(KIND_CLASS)}")
+    build = _BUILD.get(kind)
+    if build is None:
+        raise RuleError(f"no conversion rule for layer kind {kind!r} ({framework}); supported: {sorted(KIND_CLASS)}")
+    return build(framework, hparams_for(kind, hparams))
+
+
+def builtin(kind: str, framework: str, unsupported: Callable[[Any], str] | None = None) -> LayerRule:
+    """The :class:`LayerRule` of a built-in kind for ``framework``."""
+    return LayerRule(kind, KIND_CLASS[kind], lambda hp: rule(kind, framework, hp), (),
+                     hparams(kind, framework), unsupported)  # fmt: skip
 
 
 def describe_rules() -> list[tuple[str, str, str, str]]:

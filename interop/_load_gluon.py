@@ -14,14 +14,14 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from jinit.interop import _models
+from jinit.interop import _layers, _models
 from jinit.interop._layouts import Spec
 from jinit.interop._models import LoadReport, Staged, TargetLayer
+from jinit.interop._mxnet import import_mxnet
+from jinit.interop._registry import RAW, builtins, lookup, register_layer
 
 
 def _mx():
-    from jinit.interop._mxnet import import_mxnet
-
     return import_mxnet()
 
 
@@ -32,8 +32,6 @@ def _attention_class():
 
     class MultiHeadAttention(mx.gluon.HybridBlock):
         """Flax-compatible multi-head attention: ``out(softmax(q k^T / sqrt(D)) v)`` per head."""
-
-        _jinit_kind = "mha"
 
         def __init__(self, embed_dim: int, num_heads: int, **kwargs):
             super().__init__(**kwargs)
@@ -75,22 +73,34 @@ def gluon_attention(embed_dim: int, num_heads: int, **kwargs: Any) -> Any:
     return _attention_class()(int(embed_dim), int(num_heads), **kwargs)
 
 
-def _kinds(mx) -> list[tuple[type, str]]:
+def _unsupported(kind: str):
+    def why(block) -> str:
+        kw = getattr(block, "_kwargs", None) or {}
+        if kind in ("lstm", "gru") and (block._num_layers != 1 or block._dir != 1):
+            return "only a one-layer unidirectional RNN maps to a Flax cell"
+        if kind.startswith("conv") and not str(kw.get("layout", "NC")).startswith("NC"):
+            return f"layout {kw.get('layout')}: only channels-first (NCW/NCHW/NCDHW) layouts are supported"
+        if kind == "batch_norm" and kw.get("fix_gamma"):
+            return "BatchNorm(scale=False) fixes gamma to 1 and ignores it"
+        return ""
+
+    return why
+
+
+def _register_builtins() -> None:
+    mx = _mx()
     nn, rnn = mx.gluon.nn, mx.gluon.rnn
-    return [
-        (nn.Dense, "dense"),
-        (nn.Conv1DTranspose, "conv_transpose1d"),
-        (nn.Conv2DTranspose, "conv_transpose2d"),
-        (nn.Conv3DTranspose, "conv_transpose3d"),
-        (nn.Conv1D, "conv1d"),
-        (nn.Conv2D, "conv2d"),
-        (nn.Conv3D, "conv3d"),
-        (nn.Embedding, "embed"),
-        (nn.LayerNorm, "layer_norm"),
-        (nn.BatchNorm, "batch_norm"),
-        (rnn.LSTM, "lstm"),
-        (rnn.GRU, "gru"),
-    ]
+    kinds = [
+        (nn.Dense, "dense"), (nn.Conv1DTranspose, "conv_transpose1d"), (nn.Conv2DTranspose, "conv_transpose2d"),
+        (nn.Conv3DTranspose, "conv_transpose3d"), (nn.Conv1D, "conv1d"), (nn.Conv2D, "conv2d"),
+        (nn.Conv3D, "conv3d"), (nn.Embedding, "embed"), (nn.LayerNorm, "layer_norm"), (nn.BatchNorm, "batch_norm"),
+        (rnn.LSTM, "lstm"), (rnn.GRU, "gru"), (_attention_class(), "mha"),
+    ]  # fmt: skip
+    for cls, kind in kinds:
+        register_layer(cls, _layers.builtin(kind, "gluon", _unsupported(kind)))
+
+
+builtins("gluon", _register_builtins)
 
 
 def _params(block, prefix: str = "") -> dict[str, Any]:
@@ -100,28 +110,23 @@ def _params(block, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _unsupported(block, kind: str, params) -> str:
-    kw = getattr(block, "_kwargs", None) or {}
+def _state(params: dict[str, Any], prefix: str, skipped: list[str]) -> dict[str, Any]:
+    """The parameters that are state: Gluon constants (``params.get_constant``) are skipped."""
+    mx = _mx()
+    out = {}
+    for n, p in params.items():
+        if isinstance(p, mx.gluon.Constant):
+            skipped.append(f"{prefix + '.' if prefix else ''}{n} (constant)")
+        else:
+            out[n] = p
+    return out
+
+
+def _deferred(params) -> str:
     deferred = [n for n, p in params.items() if p._data is None or 0 in p.shape]
     if deferred:
         return f"deferred initialization of {deferred}: initialize() with in_units/in_channels given, or run one forward pass"
-    if kind in ("lstm", "gru") and (block._num_layers != 1 or block._dir != 1):
-        return "only a one-layer unidirectional RNN maps to a Flax cell"
-    if kind.startswith("conv") and not str(kw.get("layout", "NC")).startswith("NC"):
-        return f"layout {kw.get('layout')}: only channels-first (NCW/NCHW/NCDHW) layouts are supported"
-    if kind == "batch_norm" and kw.get("fix_gamma"):
-        return "BatchNorm(scale=False) fixes gamma to 1 and ignores it"
     return ""
-
-
-def _hparams(block, kind: str) -> dict[str, Any]:
-    kw = getattr(block, "_kwargs", None) or {}
-    hp = {}
-    if kind in ("layer_norm", "batch_norm") and "eps" in kw:
-        hp["epsilon"] = kw["eps"]
-    if kind == "batch_norm" and "momentum" in kw:
-        hp["momentum"] = kw["momentum"]
-    return hp
 
 
 class GluonTarget(_models.Target):
@@ -133,35 +138,37 @@ class GluonTarget(_models.Target):
         from jinit.interop import _mxnet
 
         self.io = _mxnet
+        self.skipped = []
 
     def layers(self, model) -> list[TargetLayer]:
         mx = self.mx
         if not isinstance(model, mx.gluon.Block):
             raise TypeError(f"load_gluon expects a gluon Block, got {type(model).__name__}")
-        kinds = _kinds(mx)
         out: list[TargetLayer] = []
         ties = _models.Ties()  # Gluon params= sharing
+        self.skipped = []
 
         def visit(block, name):
-            kind = getattr(type(block), "_jinit_kind", None) or next((k for c, k in kinds if isinstance(block, c)), None)
-            if kind is None:
-                own, _ = ties.split(name, dict(block._reg_params))
+            rule = lookup("gluon", block)
+            if rule is None:
+                own, _ = ties.split(name, _state(dict(block._reg_params), name, self.skipped))
                 if own:
                     specs = {n: Spec(tuple(int(d) for d in p.shape), _dtype(p.dtype)) for n, p in own.items()}
-                    note = f"unsupported type {type(block).__name__}"
+                    note = f"parameters of {type(block).__name__}"
                     if type(block).__name__ == "GroupNorm":
                         note += " (MXNet 1.x GroupNorm has one gamma per group, Flax one scale per channel)"
-                    out.append(TargetLayer(name, None, specs, {}, (block, own), note))
+                    out.append(TargetLayer(name, RAW.kind, specs, {}, (block, own), note, RAW))
                 for child_name, child in block._children.items():
                     visit(child, f"{name}.{child_name}" if name else child_name)
                 return
-            params = _params(block)
+            params = _state(_params(block), name, self.skipped)
             own, tied = ties.split(name, params)
             if params and not own:  # e.g. a Dense built with params=other.params: loaded with the other
                 return
             specs = {n: Spec(tuple(int(d) for d in p.shape), _dtype(p.dtype)) for n, p in params.items()}
-            why = _unsupported(block, kind, params) or tied
-            out.append(TargetLayer(name, None if why else kind, specs, _hparams(block, kind), (block, params), why))
+            hp = {h.name: v for h in rule.hparams if (v := h.read_target(block)) is not None}
+            why = _deferred(params) or rule.why_unsupported(block) or tied
+            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, (block, params), why, rule))
 
         visit(model, "")
         return out
@@ -200,6 +207,7 @@ def load_gluon(
     mapping: Mapping[str, str] | None = None,
     *,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Any = None,
 ) -> LoadReport:
     """Loads a Flax variables tree into an existing, equivalent, initialized Gluon block.
 
@@ -212,7 +220,7 @@ def load_gluon(
       variables: linen variables, ``nnx.State`` or ``nnx.Module``.
       mode: ``"copy"`` (``set_data``), ``"move"`` or ``"share"`` (the parameter's buffer is the
         exported NDArray: zero-copy where the layout is the identity).
-      strict, mapping, hparams: as in ``load_torch``.
+      strict, mapping, hparams, source: as in ``load_torch``.
 
     Returns:
       A :class:`LoadReport`.
@@ -223,14 +231,15 @@ def load_gluon(
     Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
       >>> from jinit.interop import load_gluon
-      >>> from jinit.interop._mxnet import import_mxnet
+      >>> from jinit.interop import import_mxnet
       >>> mx = import_mxnet()
       >>> variables = nn.Dense(3).init(jax.random.key(0), jnp.ones((1, 2)))
       >>> dense = mx.gluon.nn.Dense(3, in_units=2); dense.initialize()
       >>> [p.transform for p in load_gluon(dense, variables).params]
       ['rename kernel->weight; transpose', 'identity']
     """
-    return _models.load(GluonTarget(), block, variables, mode=mode, strict=strict, mapping=mapping, hparams=hparams)
+    return _models.load(GluonTarget(), block, variables, mode=mode, strict=strict, mapping=mapping, hparams=hparams,
+                        source=source)  # fmt: skip
 
 
 def params_from_gluon(
@@ -241,6 +250,7 @@ def params_from_gluon(
     mapping: Mapping[str, str] | None = None,
     *,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Any = None,
     report: bool = False,
 ) -> Any:
     """Builds a Flax variables tree shaped like ``like`` from a Gluon block's parameters.
@@ -250,7 +260,7 @@ def params_from_gluon(
     Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
       >>> from jinit.interop import params_from_gluon
-      >>> from jinit.interop._mxnet import import_mxnet
+      >>> from jinit.interop import import_mxnet
       >>> mx = import_mxnet()
       >>> like = nn.Dense(3).init(jax.random.key(0), jnp.ones((1, 2)))
       >>> dense = mx.gluon.nn.Dense(3, in_units=2); dense.initialize()
@@ -258,4 +268,4 @@ def params_from_gluon(
       {'params': {'bias': (3,), 'kernel': (2, 3)}}
     """
     return _models.read(GluonTarget(), block, like, mode=mode, strict=strict, mapping=mapping,
-                        hparams=hparams, report=report)  # fmt: skip
+                        hparams=hparams, report=report, source=source)  # fmt: skip

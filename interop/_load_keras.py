@@ -1,4 +1,4 @@
-"""Load Flax variables into a Keras 3 model and read them back (``load_keras``).
+"""Load Flax variables into a Keras 3 or tf-keras (Keras 2) model and read them back (``load_keras``).
 
 Keras stores kernels in Flax's layouts (Dense ``(in, out)``, Conv ``(*k, in, out)``, MHA
 ``(E, H, D)``), so most rules are renames and the transfer stays zero-copy even on TensorFlow,
@@ -9,79 +9,136 @@ backend it stores the array itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from jinit.interop import _models
+from jinit.interop import _layers, _models
 from jinit.interop._layouts import Spec
 from jinit.interop._models import LoadReport, Staged, TargetLayer
+from jinit.interop._registry import RAW, builtins, lookup, register_layer
 
 
-def _kinds(layers) -> list[tuple[type, str]]:
-    return [
-        (layers.MultiHeadAttention, "mha"),
-        (layers.Dense, "dense"),
-        (layers.Conv1DTranspose, "conv_transpose1d"),
-        (layers.Conv2DTranspose, "conv_transpose2d"),
-        (layers.Conv3DTranspose, "conv_transpose3d"),
-        (layers.Conv1D, "conv1d"),
-        (layers.Conv2D, "conv2d"),
-        (layers.Conv3D, "conv3d"),
-        (layers.Embedding, "embed"),
-        (layers.LayerNormalization, "layer_norm"),
-        (layers.GroupNormalization, "group_norm"),
-        (layers.BatchNormalization, "batch_norm"),
-        (layers.LSTM, "lstm"),
-        (layers.GRU, "gru"),
-    ]
+_KINDS = (
+    ("MultiHeadAttention", "mha"), ("Dense", "dense"),
+    ("Conv1DTranspose", "conv_transpose1d"), ("Conv2DTranspose", "conv_transpose2d"),
+    ("Conv3DTranspose", "conv_transpose3d"), ("Conv1D", "conv1d"), ("Conv2D", "conv2d"), ("Conv3D", "conv3d"),
+    ("Embedding", "embed"), ("LayerNormalization", "layer_norm"), ("GroupNormalization", "group_norm"),
+    ("BatchNormalization", "batch_norm"), ("LSTM", "lstm"), ("GRU", "gru"), ("RMSNormalization", "rms_norm"),
+)  # fmt: skip
+_CONVS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 
 
-def _unsupported(layer, kind: str) -> str:
-    if kind == "gru" and not layer.cell.reset_after:
-        return "GRU(reset_after=False) applies the reset gate before the recurrent matmul; Flax's GRUCell matches reset_after=True"
-    if kind in ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
+def _unsupported(kind: str):
+    def why(layer) -> str:
+        if kind == "gru" and not layer.cell.reset_after:
+            return "GRU(reset_after=False) applies the reset gate before the recurrent matmul; Flax's GRUCell matches reset_after=True"
+        if kind in _CONVS and getattr(layer, "data_format", "channels_last") != "channels_last":
             return "data_format='channels_first': build it channels_last like Flax"
-    if kind == "layer_norm" and getattr(layer, "rms_scaling", False):
-        return "rms_scaling=True is RMSNorm, not LayerNorm"
-    return ""
+        if kind == "layer_norm" and getattr(layer, "rms_scaling", False):
+            return "rms_scaling=True is RMSNorm, not LayerNorm"
+        return ""
+
+    return why
 
 
-def _hparams(layer, kind: str) -> dict[str, Any]:
-    hp: dict[str, Any] = {}
-    if kind in ("layer_norm", "batch_norm", "group_norm"):
-        hp["epsilon"] = layer.epsilon
-    if kind == "batch_norm":
-        hp["momentum"] = layer.momentum
-    if kind == "group_norm":
-        hp["num_groups"] = layer.groups
-    return hp
+_NAMESPACES: set[str] = set()
+
+
+def _register(keras: Any) -> None:
+    """Registers the built-in rules for one Keras package (``keras`` or ``tf_keras``), once."""
+    if keras.__name__ in _NAMESPACES:
+        return
+    _NAMESPACES.add(keras.__name__)
+    for name, kind in _KINDS:
+        cls = getattr(keras.layers, name, None)
+        if cls is not None:
+            register_layer(cls, _layers.builtin(kind, "keras", _unsupported(kind)))
+
+
+def _register_keras3() -> None:
+    import keras
+
+    _register(keras)
+
+
+builtins("keras", _register_keras3)
+
+
+def _package(model: Any) -> Any:
+    """The Keras package a model belongs to: ``tf_keras`` (Keras 2, what Hugging Face TF models
+    use) or ``keras`` (Keras 3)."""
+    import importlib
+
+    for base in type(model).__mro__:
+        root = base.__module__.split(".")[0]
+        if root in ("tf_keras", "keras"):
+            return importlib.import_module(root)
+    raise TypeError(f"load_keras expects a Keras 3 or tf-keras Model or Layer, got {type(model).__name__}")
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _children(layer) -> list[Any]:
+    subs = getattr(layer, "_layers", None)
+    if subs is None or not isinstance(subs, list):  # tf-keras
+        subs = list(layer._flatten_layers(include_self=False, recursive=False))
+    return subs
+
+
+def _preorder(model) -> list[tuple[Any, str]]:
+    """``(layer, name)`` for ``model`` and its sublayers depth-first in creation order (Keras 3's
+    own ``_flatten_layers`` visits each layer's children in reverse); names are the Keras 3
+    ``path`` relative to ``model``, or the chain of layer names (tf-keras)."""
+    out, seen = [], set()
+    root = (getattr(model, "path", None) or model.name) + "/"
+
+    def visit(layer, chain: str):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        path = getattr(layer, "path", None)
+        if layer is model:
+            name = ""
+        elif path:
+            name = path[len(root):] if path.startswith(root) else path
+        else:
+            name = chain
+        out.append((layer, name))
+        for sub in _children(layer):
+            visit(sub, f"{chain}/{sub.name}" if chain else sub.name)
+
+    visit(model, "")
+    return out
+
+
+def _var_name(v) -> str:
+    return getattr(v, "path", None) or v.name.split(":")[0]
 
 
 def _relative(variable, layer, kind: str) -> str:
-    path = variable.path
-    prefix = (layer.path or layer.name) + "/"
-    rel = path[len(prefix):] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
+    path = _var_name(variable)
+    prefix = (getattr(layer, "path", None) or layer.name) + "/"
+    if path.startswith(prefix):
+        rel = path[len(prefix):]
+    else:
+        m = re.search(rf"(^|/){re.escape(layer.name)}/", path)
+        rel = path[m.end():] if m else path.rsplit("/", 1)[-1]
     if kind in ("lstm", "gru"):  # weights live in the cell sublayer
         rel = rel.rsplit("/", 1)[-1]
     return rel
 
 
-def _preorder(model) -> list[Any]:
-    """``model`` and its sublayers depth-first in creation order (Keras' own
-    ``_flatten_layers`` visits each layer's children in reverse)."""
-    out, seen = [], set()
+def _spec(v) -> Spec:
+    return Spec(tuple(int(d) for d in v.shape), getattr(v.dtype, "name", None) or str(v.dtype))
 
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        out.append(layer)
-        for sub in layer._layers:
-            visit(sub)
 
-    visit(model)
-    return out
+def _value(variable) -> Any:
+    value = variable.value
+    return value() if callable(value) else value  # tf.Variable.value is a method
 
 
 class KerasTarget(_models.Target):
@@ -89,40 +146,43 @@ class KerasTarget(_models.Target):
     ops_on_target = False
 
     def __init__(self):
-        import keras
-
-        self.keras = keras
-        self.backend = keras.backend.backend()
+        self.keras = None
+        self.backend = None
+        self.skipped = []
 
     def layers(self, model) -> list[TargetLayer]:
-        keras = self.keras
+        keras = _package(model)
+        _register(keras)
+        self.keras, self.backend = keras, keras.backend.backend()
         if not isinstance(model, keras.layers.Layer):
             raise TypeError(f"load_keras expects a keras Model or Layer, got {type(model).__name__}")
         if not model.built:
             raise _models.PortError(f"the Keras model {model.name!r} is not built: call it once or give it an Input so its weights exist")
-        kinds = _kinds(keras.layers)
-        root = (model.path or model.name) + "/"
         out: list[TargetLayer] = []
         inside: set[int] = set()
-        for layer in _preorder(model):
+        walk = _preorder(model)
+        generated = re.compile("|".join(sorted({re.escape(_snake(type(la).__name__)) for la, _ in walk})) + r"(_\d+)?")
+        for layer, name in walk:
             if id(layer) in inside:
                 continue
-            kind = next((k for cls, k in kinds if isinstance(layer, cls)), None)
-            name = (layer.path or layer.name)
-            name = name[len(root):] if name.startswith(root) else ("" if layer is model else name)
+            auto = tuple(bool(generated.fullmatch(p)) for p in name.split("/")) if name else ()
+            rule = lookup("keras", layer)
             subs = list(layer._flatten_layers(include_self=False, recursive=True))
-            if kind is None:
+            if rule is None:
                 sub_vars = {id(v) for s in subs for v in s.weights}
                 own = [v for v in layer.weights if id(v) not in sub_vars]
                 if own:
-                    specs = {_relative(v, layer, ""): Spec(tuple(v.shape), str(v.dtype)) for v in own}
-                    out.append(TargetLayer(name, None, specs, {}, (layer, {}), f"unsupported type {type(layer).__name__}"))
+                    variables = {_relative(v, layer, ""): v for v in own}
+                    specs = {n: _spec(v) for n, v in variables.items()}
+                    out.append(TargetLayer(name, RAW.kind, specs, {}, (layer, variables),
+                                           f"weights of {type(layer).__name__}", RAW, auto, "/"))  # fmt: skip
                 continue
             inside.update(id(s) for s in subs)
-            variables = {_relative(v, layer, kind): v for v in layer.weights}
-            specs = {n: Spec(tuple(int(d) for d in v.shape), str(v.dtype)) for n, v in variables.items()}
-            why = _unsupported(layer, kind)
-            out.append(TargetLayer(name, None if why else kind, specs, _hparams(layer, kind), (layer, variables), why))
+            variables = {_relative(v, layer, rule.kind): v for v in layer.weights}
+            specs = {n: _spec(v) for n, v in variables.items()}
+            hp = {h.name: v for h in rule.hparams if (v := h.read_target(layer)) is not None}
+            why = rule.why_unsupported(layer)
+            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, (layer, variables), why, rule, auto, "/"))
         return out
 
     def export(self, x, mode):
@@ -154,7 +214,7 @@ class KerasTarget(_models.Target):
         if self.backend == "tensorflow":
             from jinit.interop import _tensorflow
 
-            return _tensorflow.import_array(variable.value, mode)
+            return _tensorflow.import_array(_value(variable), mode)
         import jax.numpy as jnp
 
         return jnp.array(self.keras.ops.convert_to_numpy(variable.value)) if self.backend != "jax" else (
@@ -174,8 +234,9 @@ def load_keras(
     mapping: Mapping[str, str] | None = None,
     *,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Any = None,
 ) -> LoadReport:
-    """Loads a Flax variables tree into an existing, equivalent (built) Keras 3 model.
+    """Loads a Flax variables tree into an existing, equivalent (built) Keras 3 or tf-keras model.
 
     Pairing, checks, strictness and the report are those of :func:`jinit.interop.load_torch`;
     target names are Keras layer paths relative to ``model`` (``"dense_1"``). Layouts equal
@@ -185,10 +246,12 @@ def load_keras(
 
     Args:
       model: a built ``keras.Model`` or layer (TensorFlow or JAX backend: zero-copy paths;
-        other backends copy).
+        other backends copy), or a built ``tf_keras`` (Keras 2) model or layer, such as a
+        Hugging Face TF model.
       variables: linen variables, ``nnx.State`` or ``nnx.Module``.
       mode: ``"copy"``, ``"move"`` or ``"share"`` (see ``load_torch``).
-      strict, mapping, hparams: as in ``load_torch`` (mapping values are Keras layer paths).
+      strict, mapping, hparams, source: as in ``load_torch`` (mapping values are Keras layer
+        paths).
 
     Returns:
       A :class:`LoadReport`.
@@ -206,7 +269,8 @@ def load_keras(
       >>> [p.transform for p in load_keras(km, variables).params]
       ['identity', 'identity']
     """
-    return _models.load(KerasTarget(), model, variables, mode=mode, strict=strict, mapping=mapping, hparams=hparams)
+    return _models.load(KerasTarget(), model, variables, mode=mode, strict=strict, mapping=mapping, hparams=hparams,
+                        source=source)  # fmt: skip
 
 
 def params_from_keras(
@@ -217,6 +281,7 @@ def params_from_keras(
     mapping: Mapping[str, str] | None = None,
     *,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Any = None,
     report: bool = False,
 ) -> Any:
     """Builds a Flax variables tree shaped like ``like`` from a Keras model's weights.
@@ -235,4 +300,4 @@ def params_from_keras(
       {'params': {'bias': (3,), 'kernel': (2, 3)}}
     """
     return _models.read(KerasTarget(), model, like, mode=mode, strict=strict, mapping=mapping,
-                        hparams=hparams, report=report)  # fmt: skip
+                        hparams=hparams, report=report, source=source)  # fmt: skip

@@ -5,52 +5,100 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinit.interop import _models
-from jinit.interop._layouts import spec_of
+from jinit.interop import _layers, _models
+from jinit.interop._layouts import Permute, Rename, spec_of
 from jinit.interop._models import LoadReport, Staged, TargetLayer
+from jinit.interop._registry import RAW, LayerRule, builtins, lookup, register_layer
+from jinit.interop._torch import import_torch
 
-_SKIP_BUFFERS = {"num_batches_tracked"}
-
-
-def _kinds(nn) -> list[tuple[type, str]]:
-    return [
-        (nn.MultiheadAttention, "mha"),
-        (nn.Linear, "dense"),
-        (nn.Conv1d, "conv1d"),
-        (nn.Conv2d, "conv2d"),
-        (nn.Conv3d, "conv3d"),
-        (nn.ConvTranspose1d, "conv_transpose1d"),
-        (nn.ConvTranspose2d, "conv_transpose2d"),
-        (nn.ConvTranspose3d, "conv_transpose3d"),
-        (nn.Embedding, "embed"),
-        (nn.LayerNorm, "layer_norm"),
-        (nn.GroupNorm, "group_norm"),
-        (nn.modules.batchnorm._BatchNorm, "batch_norm"),
-        (nn.LSTM, "lstm"),
-        (nn.GRU, "gru"),
-    ]
+_COUNTERS = {"num_batches_tracked"}  # BatchNorm's step counter: no Flax counterpart
 
 
-def _unsupported(m, kind: str) -> str:
+def _unsupported(kind: str):
     """Why a module of a known type still cannot be paired (a configuration Flax lacks)."""
-    if kind in ("lstm", "gru"):
-        if m.num_layers != 1 or m.bidirectional or getattr(m, "proj_size", 0) or not m.bias:
-            return (f"{type(m).__name__} with num_layers={m.num_layers}, bidirectional={m.bidirectional}, "
-                    f"bias={m.bias}: only one unidirectional layer with biases maps to a Flax cell")  # fmt: skip
-    if kind == "mha" and (not m._qkv_same_embed_dim or m.bias_k is not None or m.in_proj_bias is None):
-        return "MultiheadAttention needs kdim == vdim == embed_dim, bias=True and add_bias_kv=False"
-    return ""
+
+    def why(m) -> str:
+        if kind in ("lstm", "gru"):
+            if m.num_layers != 1 or m.bidirectional or getattr(m, "proj_size", 0) or not m.bias:
+                return (f"{type(m).__name__} with num_layers={m.num_layers}, bidirectional={m.bidirectional}, "
+                        f"bias={m.bias}: only one unidirectional layer with biases maps to a Flax cell")  # fmt: skip
+        if kind == "mha" and (not m._qkv_same_embed_dim or m.bias_k is not None or m.in_proj_bias is None):
+            return "MultiheadAttention needs kdim == vdim == embed_dim, bias=True and add_bias_kv=False"
+        return ""
+
+    return why
 
 
-def _hparams(m, kind: str) -> dict[str, Any]:
-    if kind in ("layer_norm", "batch_norm", "group_norm"):
-        hp = {"epsilon": m.eps}
-        if kind == "batch_norm":
-            hp["momentum"] = m.momentum
-        if kind == "group_norm":
-            hp["num_groups"] = m.num_groups
-        return hp
-    return {}
+_EPS = ("eps", "variance_epsilon", "epsilon")
+
+
+def _direct(m) -> dict[str, Any]:
+    return {n: p for n, p in m._parameters.items() if p is not None}
+
+
+def _is_rms_norm(m) -> bool:
+    """A norm holding only a 1-D ``weight`` and an eps (T5LayerNorm, LlamaRMSNorm, ...)."""
+    params = _direct(m)
+    return (not m._modules and set(params) == {"weight"} and params["weight"].dim() == 1
+            and not _state_buffers(m) and any(isinstance(getattr(m, a, None), float) for a in _EPS))  # fmt: skip
+
+
+def _is_linear_in_out(m) -> bool:
+    """A Linear storing its weight as (in, out) with ``nf`` outputs (GPT-style ``Conv1D``)."""
+    params = _direct(m)
+    w = params.get("weight")
+    return (not m._modules and w is not None and w.dim() == 2 and set(params) <= {"weight", "bias"}
+            and getattr(m, "nf", None) == w.shape[1])  # fmt: skip
+
+
+def _state_buffers(m) -> dict[str, Any]:
+    return {n: b for n, b in m._buffers.items() if b is not None and n not in m._non_persistent_buffers_set}
+
+
+def _register_builtins() -> None:
+    nn = import_torch().nn
+    kinds = [
+        (nn.MultiheadAttention, "mha"), (nn.Linear, "dense"),
+        (nn.Conv1d, "conv1d"), (nn.Conv2d, "conv2d"), (nn.Conv3d, "conv3d"),
+        (nn.ConvTranspose1d, "conv_transpose1d"), (nn.ConvTranspose2d, "conv_transpose2d"),
+        (nn.ConvTranspose3d, "conv_transpose3d"), (nn.Embedding, "embed"), (nn.LayerNorm, "layer_norm"),
+        (nn.GroupNorm, "group_norm"), (nn.modules.batchnorm._BatchNorm, "batch_norm"), (nn.LSTM, "lstm"),
+        (nn.GRU, "gru"),
+    ]  # fmt: skip
+    for cls, kind in kinds:
+        register_layer(cls, _layers.builtin(kind, "torch", _unsupported(kind)))
+    rms = _layers.builtin("rms_norm", "torch")
+    if hasattr(nn, "RMSNorm"):
+        register_layer(nn.RMSNorm, rms)
+    register_layer(_is_rms_norm, rms, framework="torch")
+    register_layer(_is_linear_in_out, LINEAR_IN_OUT, framework="torch")
+
+
+#: a Linear whose weight is (in, out): the Flax kernel as is (nn.Dense), or transposed when the
+#: Flax layer keeps (out, in) like the weight of a torch Linear.
+LINEAR_IN_OUT = LayerRule("linear_in_out", flax="kernel2", ops=(Rename("kernel", "weight"),),
+                          alternatives=((Rename("kernel", "weight"), Permute("weight", (1, 0))),))  # fmt: skip
+
+builtins("torch", _register_builtins)
+
+
+def _tensors(m, recurse: bool, prefix: str, skipped: list[str]) -> dict[str, Any]:
+    """Parameters and state buffers of ``m`` (non-persistent buffers go to ``skipped``)."""
+    out = {}
+    for sub_name, sub in m.named_modules() if recurse else [("", m)]:
+        pre = f"{sub_name}." if sub_name else ""
+        out |= {pre + n: p for n, p in sub._parameters.items() if p is not None}
+        for n, b in sub._buffers.items():
+            if b is None:
+                continue
+            full = ".".join(x for x in (prefix, pre + n) if x)
+            if n in sub._non_persistent_buffers_set:
+                skipped.append(f"{full} (non-persistent buffer)")
+            elif n in _COUNTERS:
+                skipped.append(f"{full} (BatchNorm step counter; Flax keeps none)")
+            else:
+                out[pre + n] = b
+    return out
 
 
 def _aliases(model) -> dict[int, list[tuple[Any, str]]]:
@@ -72,39 +120,37 @@ class TorchTarget(_models.Target):
 
         self.torch = _torch.import_torch()
         self.io = _torch
+        self.skipped = []
 
     def layers(self, model) -> list[TargetLayer]:
         nn = self.torch.nn
         if not isinstance(model, nn.Module):
             raise TypeError(f"load_torch expects a torch.nn.Module, got {type(model).__name__}")
-        kinds = _kinds(nn)
         out: list[TargetLayer] = []
         taken: list[str] = []
         ties = _models.Ties()
         self.aliases = _aliases(model)
+        self.skipped = []
         for name, m in model.named_modules():
             if any(name == t or name.startswith(t + ".") if t else True for t in taken):
                 continue
-            kind = next((k for cls, k in kinds if isinstance(m, cls)), None)
-            if kind is None:
-                own, _ = ties.split(name, dict(m.named_parameters(recurse=False)) | {
-                    n: b for n, b in m.named_buffers(recurse=False) if n not in _SKIP_BUFFERS
-                })  # fmt: skip
+            rule = lookup("torch", m)
+            if rule is None:
+                own, _ = ties.split(name, _tensors(m, False, name, self.skipped))
                 if own:
                     specs = {n: spec_of(t) for n, t in own.items()}
-                    out.append(TargetLayer(name, None, specs, {}, m, f"unsupported type {type(m).__name__}"))
+                    out.append(TargetLayer(name, RAW.kind, specs, {}, m, f"parameters of {type(m).__name__}", RAW))
                 continue
             taken.append(name)
-            tensors = dict(m.named_parameters())
-            tensors |= {n: t for n, t in m.named_buffers() if n.split(".")[-1] not in _SKIP_BUFFERS}
+            tensors = _tensors(m, True, name, self.skipped)
             own, tied = ties.split(name, tensors)
             if tensors and not own:  # e.g. an output head tied to the embedding: loaded with it
                 continue
             specs = {n: spec_of(t) for n, t in tensors.items()}
-            why = _unsupported(m, kind) or tied
-            out.append(TargetLayer(name, None if why else kind, specs, _hparams(m, kind), m, why))
+            hp = {h.name: v for h in rule.hparams if (v := h.read_target(m)) is not None}
+            why = rule.why_unsupported(m) or tied
+            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, m, why, rule))
         return out
-
     def export(self, x, mode):
         return self.io.export_array(x, mode)
 
@@ -147,15 +193,18 @@ def load_torch(
     mapping: Mapping[str, str] | None = None,
     *,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Any = None,
 ) -> LoadReport:
     """Loads a Flax variables tree into an existing, equivalent torch module.
 
-    Layers are paired by structure: for each layer class (dense, conv of each rank, norms,
-    embeddings, LSTM, GRU, attention), the Flax layers in creation order and the module's
-    layers in registration order are aligned, and every pair is checked by its conversion rule:
-    converted shapes and dtypes must equal the module's exactly, and eps must agree (torch
-    momentum is ``1 - m`` of Flax's). ``mapping`` pins pairs explicitly
-    (``{"Dense_0": "fc1"}``); the rest is still paired by structure.
+    Layers are paired by name first (normalized paths: ``bert/encoder/layer/0/attention/self/query``
+    pairs with ``bert.encoder.layer.0.attention.self.query``), then, for the layers left (linen's
+    ``Dense_0`` against ``fc1``), by class and order; ``mapping`` pins pairs explicitly. Dict key
+    order never matters. Every pair is checked by its conversion rule: converted shapes and dtypes
+    must equal the module's exactly, and hyper-parameters (eps, heads; torch momentum is ``1 - m``
+    of Flax's) must agree. Non-persistent buffers (``position_ids``, causal masks) are skipped
+    and listed in ``report.skipped``. Layer types without a built-in rule get one from
+    :func:`jinit.interop.register_layer`; :func:`jinit.interop.plan` shows the pairing first.
 
     Args:
       module: the target ``torch.nn.Module`` (built with the Flax model's hyper-parameters).
@@ -165,12 +214,15 @@ def load_torch(
         where the layout allows, e.g. a Linear weight is a transposed view; the Flax arrays are
         then deleted) or ``"share"`` (alias, the Flax arrays stay usable: writes are visible on
         both sides).
-      strict: raise :class:`jinit.PortError` listing every missing, unexpected and mismatched
-        entry (and change nothing) unless the whole tree fits; with False, load the pairs that
-        fit and list the rest in the report.
-      mapping: Flax layer path -> torch module name, for pairs structure cannot find.
-      hparams: Flax hyper-parameters that differ from Flax's defaults, per Flax layer path
-        (``{"LayerNorm_0": {"epsilon": 1e-5}}``); read automatically from an ``nnx.Module``.
+      strict: raise :class:`jinit.PortError` listing every missing, unexpected, mismatched and
+        ambiguous entry (and change nothing) unless the whole tree fits; with False, load the
+        pairs that fit, list the rest in the report and warn about ambiguous pairs.
+      mapping: Flax layer path -> torch module name, for pairs names and structure cannot find.
+      hparams: Flax hyper-parameters per Flax layer path (``{"LayerNorm_0": {"epsilon": 1e-5}}``),
+        per regular expression (``{r".*LayerNorm": {...}}``) or for every layer (``{"*": {...}}``).
+      source: the Flax module the variables belong to (a linen Module, an nnx Module, or
+        ``model.module`` of a Hugging Face Flax model): hyper-parameters are read from it. An
+        ``nnx.Module`` passed as ``variables`` is its own source.
 
     Returns:
       A :class:`LoadReport` with one entry per torch parameter (source paths, transform,
@@ -189,7 +241,8 @@ def load_torch(
       >>> [(p.target, p.transform) for p in report.params][:2]
       [('0.weight', 'rename kernel->weight; transpose'), ('0.bias', 'identity')]
     """
-    return _models.load(TorchTarget(), module, variables, mode=mode, strict=strict, mapping=mapping, hparams=hparams)
+    return _models.load(TorchTarget(), module, variables, mode=mode, strict=strict, mapping=mapping, hparams=hparams,
+                        source=source)  # fmt: skip
 
 
 def params_from_torch(
@@ -200,6 +253,7 @@ def params_from_torch(
     mapping: Mapping[str, str] | None = None,
     *,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Any = None,
     report: bool = False,
 ) -> Any:
     """Builds a Flax variables tree from a torch module's parameters.
@@ -213,7 +267,7 @@ def params_from_torch(
       like: the Flax tree to mirror; its values are not used (only kept for unpaired leaves
         when ``strict=False``).
       mode: ``"copy"`` (default) or ``"share"`` (identity-layout leaves alias torch memory).
-      strict, mapping, hparams: as in :func:`load_torch`.
+      strict, mapping, hparams, source: as in :func:`load_torch`.
       report: also return a :class:`LoadReport`.
 
     Returns:
@@ -228,4 +282,4 @@ def params_from_torch(
       {'params': {'bias': (3,), 'kernel': (2, 3)}}
     """
     return _models.read(TorchTarget(), module, like, mode=mode, strict=strict, mapping=mapping,
-                        hparams=hparams, report=report)  # fmt: skip
+                        hparams=hparams, report=report, source=source)  # fmt: skip

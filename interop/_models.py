@@ -1,251 +1,35 @@
 """Model level: pair a Flax variables tree with another framework's model and port it.
 
-The framework-neutral half of ``load_torch`` / ``load_keras`` / ``load_gluon`` and
-``params_from_*``: read the Flax tree into layers, pair them with the target's layers by
-structure (or an explicit mapping), check every pair by shape, dtype and hyper-parameters,
-report missing, unexpected and mismatched entries together, and only then convert and commit.
-Each framework module (``_load_torch``, ``_load_keras``, ``_load_gluon``) supplies a
-:class:`Target` that lists its layers and moves arrays.
+The framework-neutral half of ``load_torch`` / ``load_keras`` / ``load_gluon``,
+``params_from_*`` and :func:`plan`: read the Flax tree into layers, pair them with the target's
+layers (mapping, names, structure), check every pair by shape, dtype and hyper-parameters,
+report missing, unexpected, mismatched and ambiguous entries together, and only then convert and
+commit. Each framework module supplies a :class:`Target` that lists its layers and moves arrays.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import math
-import re
-import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from jinit.interop import _layers, _layouts
-from jinit.interop._layouts import Rule, Spec
+from jinit.interop import _layouts, _pairing
+from jinit.interop._pairing import Pair, Plan, TargetLayer, evaluate  # noqa: F401  (re-exported)
+from jinit.interop._source import FlaxSource, read_flax  # noqa: F401  (re-exported)
 
-from jinit._errors import PathError, PortError, RuleError, ShapeError
+from jinit._errors import PortError, RuleError
 
 MODES = ("copy", "move", "share")
-_COLLECTIONS = ("params", "batch_stats")
 
 
-# --- the Flax side --------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _Leaf:
-    value: Any
-    keys: tuple[str, ...]  # full location in the variables tree (collection first for linen)
-
-
-@dataclasses.dataclass
-class FlaxLayer:
-    """One parameterised Flax layer: its path, class and slots (canonical names)."""
-
-    path: str
-    cls: str | None
-    leaves: dict[str, Any]
-    keys: dict[str, tuple[str, ...]]  # slot -> location in the variables tree
-
-    @property
-    def specs(self) -> dict[str, Spec]:
-        return {k: _layouts.spec_of(v) for k, v in self.leaves.items()}
-
-    @property
-    def label(self) -> str:
-        return self.path or "(root)"
-
-    def source(self, slot: str) -> str:
-        return "/".join(self.keys[slot])
-
-
-def _natural(key: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key))
-
-
-def _ordered(node: Mapping[str, Any]) -> list[str]:
-    """Children in creation order: the dict's own order, unless it was re-sorted (JAX tree
-    ops sort dict keys), in which case numbered names are put in numeric order."""
-    keys = [str(k) for k in node]
-    if keys == sorted(keys):
-        return sorted(keys, key=_natural)
-    return keys
-
-
-def _merge(roots: list[tuple[tuple[str, ...], Mapping]]) -> dict:
-    merged: dict = {}
-
-    def put(dst: dict, node: Mapping, keys: tuple[str, ...]):
-        for k in node:
-            v = node[k]
-            if isinstance(v, Mapping):
-                put(dst.setdefault(str(k), {}), v, keys + (str(k),))
-            else:
-                dst[str(k)] = _Leaf(v, keys + (str(k),))
-
-    for prefix, tree in roots:
-        put(merged, tree, prefix)
-    return merged
-
-
-def _walk(node: dict, prefix: tuple[str, ...], out: list[FlaxLayer]) -> None:
-    keys = _ordered(node)
-    leaves = [k for k in keys if isinstance(node[k], _Leaf)]
-    subs = [k for k in keys if not isinstance(node[k], _Leaf)]
-    canon = {_layers.ALIASES.get(k, k): k for k in subs}
-    flat = all(all(isinstance(v, _Leaf) for v in node[k].values()) for k in subs)
-    comp = next((c for c, ks in _layers.COMPOSITES.items() if set(canon) == ks), None)
-    if comp and not leaves and flat:
-        slots = {f"{c}/{leaf}": node[k][leaf] for c, k in canon.items() for leaf in node[k]}
-        out.append(FlaxLayer("/".join(prefix), comp, {s: v.value for s, v in slots.items()},
-                             {s: v.keys for s, v in slots.items()}))  # fmt: skip
-        return
-    if leaves:
-        layer = FlaxLayer("/".join(prefix), None, {k: node[k].value for k in leaves},
-                          {k: node[k].keys for k in leaves})  # fmt: skip
-        layer.cls = _layers.flax_class(layer.specs)
-        out.append(layer)
-    for k in subs:
-        _walk(node[k], prefix + (k,), out)
-
-
-@dataclasses.dataclass
-class FlaxSource:
-    """A Flax variables tree (linen dict / FrozenDict, nnx State or Module) read into layers."""
-
-    variables: Any
-    layers: list[FlaxLayer]
-    kind: str  # "linen" or "nnx"
-    hparams: dict[str, dict[str, Any]]
-
-    def rebuild(self, values: Mapping[tuple[str, ...], Any]) -> Any:
-        """The same tree with the leaves at ``values``' locations replaced."""
-        import jax
-
-        def swap(path, leaf):
-            keys = tuple(_key_str(p) for p in path)
-            return values.get(keys, leaf)
-
-        if self.kind == "nnx":
-            from flax import nnx
-
-            state = self.variables
-            if isinstance(state, nnx.Module):
-                state = nnx.state(state)
-            pure = state.to_pure_dict()
-            new = jax.tree_util.tree_map_with_path(swap, pure)
-            out = jax.tree.map(lambda x: x, state)
-            nnx.replace_by_pure_dict(out, new)
-            return out
-        return jax.tree_util.tree_map_with_path(swap, self.variables)
-
-
-def _key_str(entry: Any) -> str:
-    from jinit._paths import key_entry_str
-
-    return key_entry_str(entry)
-
-
-def _nnx_hparams(module: Any) -> dict[str, dict[str, Any]]:
-    from flax import nnx
-
-    out: dict[str, dict[str, Any]] = {}
-    names = ("epsilon", "momentum", "num_groups", "transpose_kernel")
-    for path, sub in nnx.iter_graph(module):
-        if isinstance(sub, nnx.Module):
-            hp = {n: getattr(sub, n) for n in names if isinstance(getattr(sub, n, None), (int, float, bool))}
-            if hp:
-                out["/".join(str(p) for p in path)] = hp
-    return out
-
-
-def _is_nnx(x: Any) -> bool:
-    """An ``nnx.Module`` (user subclasses included) or ``nnx.State``; never imports flax itself."""
-    nnx = sys.modules.get("flax.nnx")
-    return nnx is not None and isinstance(x, (nnx.Module, nnx.State))
-
-
-def _is_nnx_module(x: Any) -> bool:
-    nnx = sys.modules.get("flax.nnx")
-    return nnx is not None and isinstance(x, nnx.Module)
-
-
-def _creation_order(obj: Any, pure: Any) -> Any:
-    """``pure`` (an nnx state dict, keys sorted by nnx) re-keyed in ``obj``'s attribute order,
-    which is the order ``__init__`` created the submodules in."""
-    if not isinstance(pure, Mapping):
-        return pure
-    rank = {str(k): i for i, k in enumerate(vars(obj))} if hasattr(obj, "__dict__") else {}
-    keys = sorted(pure, key=lambda k: (rank.get(str(k), len(rank)), _natural(str(k))))
-
-    def child(k):
-        try:
-            return getattr(obj, k) if isinstance(k, str) else obj[k]
-        except (AttributeError, IndexError, KeyError, TypeError):
-            return None
-
-    return {k: _creation_order(child(k), pure[k]) for k in keys}
-
-
-def read_flax(variables: Any, hparams: Mapping[str, Mapping[str, Any]] | None = None) -> FlaxSource:
-    """Reads a Flax variables tree into parameterised layers, in creation order.
-
-    Accepts linen ``{"params": ..., "batch_stats": ...}`` (dict or FrozenDict), a bare params
-    dict, an ``nnx.State`` or an ``nnx.Module`` (whose hyper-parameters and attribute order
-    are then read too; an ``nnx.State`` has its keys sorted, like a ``jax.tree.map`` result).
-    """
-    hp: dict[str, dict[str, Any]] = {}
-    kind = "linen"
-    tree = variables
-    if _is_nnx(variables):
-        from flax import nnx
-
-        kind = "nnx"
-        if isinstance(variables, nnx.Module):
-            hp = _nnx_hparams(variables)
-            tree = _creation_order(variables, nnx.state(variables).to_pure_dict())
-        else:
-            tree = tree.to_pure_dict()
-        roots = [((), tree)]
-    elif not isinstance(tree, Mapping):
-        raise RuleError(f"expected a Flax variables dict, nnx.State or nnx.Module, got {type(variables).__name__}")
-    elif set(tree) & set(_COLLECTIONS):
-        other = sorted(str(c) for c in tree if c not in _COLLECTIONS)
-        if other:
-            raise RuleError(f"collections {other} hold no parameters of a rule; pass only "
-                            f"{{c: variables[c] for c in {_COLLECTIONS!r} if c in variables}}")  # fmt: skip
-        roots = [((c,), tree[c]) for c in tree]
-    else:
-        roots = [((), tree)]
-    layers: list[FlaxLayer] = []
-    _walk(_merge(roots), (), layers)
-    for path, given in (hparams or {}).items():
-        if not any(layer.path == path for layer in layers):
-            raise PathError(f"hparams: no Flax layer {path!r}; layers: {[la.path for la in layers]}")
-        hp.setdefault(path, {}).update(given)
-    return FlaxSource(variables, layers, kind, hp)
+class PortWarning(UserWarning):
+    """A port that went ahead (``strict=False``) although the pairing is ambiguous or a
+    hyper-parameter could not be checked."""
 
 
 # --- the target side ------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class TargetLayer:
-    """One parameterised layer of the target model.
-
-    ``kind`` is None for a layer type no rule covers (its parameters are reported missing);
-    ``specs`` holds every parameter the rule must produce; ``hparams`` the target's own values
-    (in its convention); ``ref`` is the framework object.
-    """
-
-    name: str
-    kind: str | None
-    specs: dict[str, Spec]
-    hparams: dict[str, Any]
-    ref: Any
-    note: str = ""
-
-    @property
-    def label(self) -> str:
-        return self.name or "(root)"
 
 
 class Ties:
@@ -284,8 +68,12 @@ class Target(abc.ABC):
     #: before export (TF and MXNet accept compact buffers only).
     ops_on_target: bool = False
 
+    #: target tensors left alone because they are not state (filled by ``layers``)
+    skipped: list[str]
+
     @abc.abstractmethod
-    def layers(self, model: Any) -> list[TargetLayer]: ...
+    def layers(self, model: Any) -> list[TargetLayer]:
+        """The model's parameterised layers in registration order; also sets ``skipped``."""
 
     @abc.abstractmethod
     def export(self, x: Any, mode: str) -> tuple[Any, Any]:
@@ -321,6 +109,8 @@ class ParamReport:
       transform: the layout operations applied (``"rename kernel->weight; transpose"``).
       zero_copy: True iff the target parameter aliases the Flax buffer.
       detail: how it was moved, or why it was copied.
+      paired_by: how its layer was paired: ``"name"``, ``"structure"`` (class and order) or
+        ``"mapping"``.
     """
 
     source: tuple[str, ...]
@@ -328,6 +118,7 @@ class ParamReport:
     transform: str
     zero_copy: bool
     detail: str
+    paired_by: str = "structure"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,8 +127,11 @@ class LoadReport:
 
     ``missing``: target parameters no Flax leaf fills; ``unexpected``: Flax layers with no place
     in the target; ``mismatched``: paired layers whose shapes, dtypes or output-changing
-    hyper-parameters (eps) disagree; ``warnings``: training-only hyper-parameter differences
-    (momentum). ``ok`` is True when the first three are empty.
+    hyper-parameters (eps) disagree; ``ambiguous``: layers that names pair one way and the layer
+    order another; ``warnings``: training-only hyper-parameter differences (momentum) and values
+    that could not be checked; ``skipped``: target tensors that are not state (torch
+    non-persistent buffers, Gluon constants), left as they are. ``ok`` is True when missing,
+    unexpected, mismatched and ambiguous are empty.
     """
 
     framework: str
@@ -348,10 +142,12 @@ class LoadReport:
     unexpected: tuple[str, ...] = ()
     mismatched: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    ambiguous: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.ambiguous)
 
     @property
     def zero_copy(self) -> int:
@@ -361,176 +157,153 @@ class LoadReport:
     def problems(self) -> str:
         parts = []
         for title, items in (("missing", self.missing), ("unexpected", self.unexpected),
-                             ("mismatched", self.mismatched)):  # fmt: skip
+                             ("mismatched", self.mismatched), ("ambiguous", self.ambiguous)):  # fmt: skip
             if items:
                 parts.append(f"{title} ({len(items)}):\n" + "\n".join(f"  {i}" for i in items))
         return "\n".join(parts)
 
     def __str__(self) -> str:
         head = f"{self.direction} {self.framework} (mode={self.mode}): {len(self.params)} parameters, {self.zero_copy} zero-copy"
-        rows = [("source", "target", "transform", "zero-copy", "detail")] + [
-            ("+".join(p.source), p.target, p.transform, "yes" if p.zero_copy else "no", p.detail) for p in self.params
+        rows = [("source", "target", "paired by", "transform", "zero-copy", "detail")] + [
+            ("+".join(p.source), p.target, p.paired_by, p.transform, "yes" if p.zero_copy else "no", p.detail)
+            for p in self.params
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=False)) + "  " + r[4] for r in rows]
+        lines = [head] + _table(rows)
         extra = self.problems()
-        if self.warnings:
-            extra += "\nwarnings:\n" + "\n".join(f"  {w}" for w in self.warnings)
-        return "\n".join(lines) + ("\n" + extra if extra else "")
+        for title, items in (("skipped", self.skipped), ("warnings", self.warnings)):
+            if items:
+                extra += f"\n{title}:\n" + "\n".join(f"  {w}" for w in items)
+        return "\n".join(lines) + ("\n" + extra.lstrip("\n") if extra else "")
 
 
-# --- pairing --------------------------------------------------------------------------------------
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in rows]
 
 
-@dataclasses.dataclass
-class Pair:
-    flax: FlaxLayer
-    target: TargetLayer
-    rule: Rule
-    hparams: dict[str, Any]
-    problems: list[str]
-    warnings: list[str]
+# --- the dry run ----------------------------------------------------------------------------------
 
 
-def _compare(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
-    return a == b
+@dataclasses.dataclass(frozen=True)
+class PlanEntry:
+    """One pair of a :class:`PortPlan`: a Flax layer, the target layer it fills and how."""
+
+    flax: str
+    target: str
+    kind: str
+    paired_by: str
+    transform: str
+    problems: tuple[str, ...] = ()
 
 
-def _fmt(x: Any) -> str:
-    """A hyper-parameter for messages: floats without binary noise (``1 - 0.99`` -> ``0.01``)."""
-    return f"{x:.6g}" if isinstance(x, float) else str(x)
+@dataclasses.dataclass(frozen=True)
+class PortPlan:
+    """The pairing a load would use, without loading (see :func:`plan`).
 
+    ``entries`` lists the pairs in target order; ``missing``, ``unexpected``, ``mismatched``,
+    ``ambiguous``, ``warnings`` and ``skipped`` are those the load's report would show.
+    :meth:`mapping` gives the pairs as a ``mapping=`` dict to copy and edit.
+    """
 
-def evaluate(f: FlaxLayer, t: TargetLayer, framework: str, hparams: Mapping[str, Any] | None) -> Pair:
-    """Checks one (Flax layer, target layer) pair: kind, shapes, dtypes and hyper-parameters."""
-    pair = Pair(f, t, (), {}, [], [])
-    where = f"{f.label} -> {t.label}"
-    if t.kind is None:
-        pair.problems.append(f"{where}: target layer type has no conversion rule ({t.note})")
-        return pair
-    if _layers.KIND_CLASS.get(t.kind) != f.cls:
-        pair.problems.append(f"{where}: a Flax {f.cls or 'unrecognised'} layer ({sorted(f.specs)}) cannot fill a {t.kind} layer")
-        return pair
-    pair.hparams = _layers.hparams_for(t.kind, hparams)
-    pair.rule = _layers.rule(t.kind, framework, pair.hparams)
-    try:
-        _layouts.check_fits(_layouts.apply(pair.rule, f.specs), t.specs)
-    except ShapeError as e:
-        pair.problems.append(f"{where} ({t.kind}): {e}")
-    for hp in _layers.HPARAMS.get(t.kind, ()):
-        want = _layers.to_framework(framework, hp.name, pair.hparams.get(hp.name))
-        if want is None or hp.name not in t.hparams:
-            continue
-        got = t.hparams[hp.name]
-        if not _compare(want, got):
-            conv = "" if want == pair.hparams[hp.name] else f", i.e. {_fmt(want)} in {framework}'s convention,"
-            msg = (f"{where} ({t.kind}): {hp.name} is {_fmt(pair.hparams[hp.name])} in Flax{conv} but the "
-                   f"target has {_fmt(got)}; build the target layer with "
-                   f"the matching value (or pass hparams={{{f.path!r}: {{{hp.name!r}: ...}}}} if the Flax "
-                   "layer does not use the default)")  # fmt: skip
-            (pair.problems if hp.affects_output else pair.warnings).append(msg)
-    return pair
-
-
-def _align(fs: list[FlaxLayer], ts: list[TargetLayer], score) -> list[tuple[int, int]]:
-    """Order-preserving alignment maximising the total pair score (0 = cannot pair)."""
-    n, m = len(fs), len(ts)
-    dp = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n - 1, -1, -1):
-        for j in range(m - 1, -1, -1):
-            best = max(dp[i + 1][j], dp[i][j + 1])
-            s = score(i, j)
-            if s:
-                best = max(best, s + dp[i + 1][j + 1])
-            dp[i][j] = best
-    pairs, i, j = [], 0, 0
-    while i < n and j < m:
-        s = score(i, j)
-        if s and dp[i][j] == s + dp[i + 1][j + 1]:
-            pairs.append((i, j))
-            i, j = i + 1, j + 1
-        elif dp[i][j] == dp[i + 1][j]:
-            i += 1
-        else:
-            j += 1
-    return pairs
-
-
-@dataclasses.dataclass
-class Plan:
-    pairs: list[Pair]
-    missing: list[str]
-    unexpected: list[str]
-
-    @property
-    def mismatched(self) -> list[str]:
-        return [p for pair in self.pairs for p in pair.problems]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [w for pair in self.pairs for w in pair.warnings]
+    framework: str
+    entries: tuple[PlanEntry, ...] = ()
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    mismatched: tuple[str, ...] = ()
+    ambiguous: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.ambiguous)
+
+    def mapping(self) -> dict[str, str]:
+        """``{flax_layer: target_layer}`` for every pair (a ready ``mapping=`` argument)."""
+        return {e.flax: e.target for e in self.entries}
+
+    def __str__(self) -> str:
+        rows = [("flax", "target", "kind", "paired by", "transform")]
+        rows += [(e.flax or "(root)", e.target or "(root)", e.kind, e.paired_by, e.transform) for e in self.entries]
+        ok = "fits" if self.ok else "does not fit"
+        lines = [f"plan for {self.framework}: {len(self.entries)} pairs, {ok}"] + _table(rows)
+        for title, items in (("missing", self.missing), ("unexpected", self.unexpected),
+                             ("mismatched", self.mismatched), ("ambiguous", self.ambiguous),
+                             ("warnings", self.warnings), ("skipped", self.skipped)):  # fmt: skip
+            if items:
+                lines.append(f"{title} ({len(items)}):")
+                lines += [f"  {i}" for i in items]
+        return "\n".join(lines)
+
+
+def _entries(p: Plan) -> tuple[PlanEntry, ...]:
+    out = []
+    for pair in p.pairs:
+        transform = "; ".join(op.describe() for op in pair.rule) or ("identity" if not pair.problems else "-")
+        if pair.note:
+            transform += f" ({pair.note})"
+        out.append(PlanEntry(pair.flax.path, pair.target.name, pair.target.kind or "-", pair.by, transform,
+                             tuple(pair.problems)))  # fmt: skip
+    return tuple(out)
+
+
+def _targets() -> dict[str, tuple[str, str]]:
+    return {"torch": ("_load_torch", "TorchTarget"), "keras": ("_load_keras", "KerasTarget"),
+            "gluon": ("_load_gluon", "GluonTarget")}  # fmt: skip
+
+
+def target_for(model: Any) -> Target:
+    """The :class:`Target` adapter for a torch, Keras (3 or tf-keras) or Gluon model."""
+    import importlib
+
+    from jinit.interop._registry import framework_of
+
+    fw = framework_of(type(model))
+    if fw is None:
+        raise RuleError(f"plan: expected a torch.nn.Module, a Keras (3 or tf-keras) model or layer, or a Gluon "
+                        f"Block, got {type(model).__name__}")  # fmt: skip
+    module, cls = _targets()[fw]
+    return getattr(importlib.import_module(f"jinit.interop.{module}"), cls)()
 
 
 def plan(
-    source: FlaxSource, targets: list[TargetLayer], framework: str, mapping: Mapping[str, str] | None
-) -> Plan:
-    """Pairs Flax layers with target layers: ``mapping`` first, then by structure.
+    target: Any,
+    variables: Any,
+    *,
+    source: Any = None,
+    mapping: Mapping[str, str] | None = None,
+    hparams: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PortPlan:
+    """The pairing ``load_torch`` / ``load_keras`` / ``load_gluon`` would use, without loading.
 
-    Structure: per Flax class (kernel rank, norm, lstm, ...), the layers of each side in order
-    are aligned so that as many pairs as possible fit exactly; a pair of the right kind that
-    does not fit is kept and reported as mismatched, unpaired layers are missing/unexpected.
+    Nothing is converted or changed. Use it to see which Flax layer fills which target layer and
+    how each pair was found, and to write ``mapping=`` against it.
+
+    Args:
+      target: a torch ``nn.Module``, a built Keras 3 or tf-keras model, or a Gluon block.
+      variables: the Flax variables (linen dict, ``nnx.State`` or ``nnx.Module``).
+      source, mapping, hparams: as in :func:`jinit.interop.load_torch`.
+
+    Returns:
+      A :class:`PortPlan` (print it for a table; ``.mapping()`` for a ``mapping=`` dict).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, torch
+      >>> from jinit.interop import plan
+      >>> variables = nn.Dense(3, name="fc").init(jax.random.key(0), jnp.ones((1, 2)))
+      >>> p = plan(torch.nn.Linear(2, 3), variables)
+      >>> p.ok, p.mapping()
+      (True, {'': ''})
+      >>> print(p)  # doctest: +NORMALIZE_WHITESPACE
+      plan for torch: 1 pairs, fits
+      flax    target  kind   paired by  transform
+      (root)  (root)  dense  structure  rename kernel->weight; transpose
     """
-    targets = [t for t in targets if t.specs]  # no parameters (LayerNorm without affine): nothing to pair
-    fl = list(source.layers)
-    tl = list(targets)
-    pairs: list[Pair] = []
-    if mapping:
-        fmap = {f.path: f for f in fl}
-        tmap = {t.name: t for t in tl}
-        for src, dst in mapping.items():
-            if src not in fmap:
-                raise PathError(f"mapping: no Flax layer {src!r}; Flax layers: {[f.path for f in fl]}")
-            if dst not in tmap:
-                raise PathError(f"mapping: no target layer {dst!r}; target layers: {[t.name for t in tl]}")
-            pairs.append(evaluate(fmap[src], tmap[dst], framework, source.hparams.get(src)))
-        fl = [f for f in fl if f.path not in mapping]
-        used = set(mapping.values())
-        tl = [t for t in tl if t.name not in used]
-    for cls in dict.fromkeys([f.cls for f in fl] + [_layers.KIND_CLASS.get(t.kind or "") for t in tl]):
-        if cls is None:
-            continue
-        fs = [f for f in fl if f.cls == cls]
-        ts = [t for t in tl if _layers.KIND_CLASS.get(t.kind or "") == cls]
-        cache = {}
-
-        def score(i, j, fs=fs, ts=ts, cache=cache):
-            if (i, j) not in cache:
-                p = evaluate(fs[i], ts[j], framework, source.hparams.get(fs[i].path))
-                cache[i, j] = (2 if not p.problems else 1, p)
-            return cache[i, j][0]
-
-        for i, j in _align(fs, ts, score):
-            pairs.append(cache[i, j][1])
-    paired_f = {id(p.flax) for p in pairs}
-    paired_t = {id(p.target) for p in pairs}
-    missing = [
-        f"{t.label} ({t.kind or t.note}): {', '.join(f'{k}{list(s.shape)}' for k, s in t.specs.items())}"
-        for t in targets if id(t) not in paired_t
-    ]
-    unexpected = [
-        f"{f.label} ({f.cls or 'no rule for slots ' + str(sorted(f.specs))}): "
-        f"{', '.join(f'{k}{list(s.shape)}' for k, s in f.specs.items())}"
-        for f in source.layers if id(f) not in paired_f
-    ]
-    order = {id(t): i for i, t in enumerate(targets)}
-    pairs.sort(key=lambda p: order[id(p.target)])
-    return Plan(pairs, missing, unexpected)
+    adapter = target_for(target)
+    src = read_flax(variables, hparams, source, caller="plan")
+    p = _pairing.plan(src, adapter.layers(target), adapter.framework, mapping)
+    return PortPlan(adapter.framework, _entries(p), tuple(p.missing), tuple(p.unexpected), tuple(p.mismatched),
+                    tuple(p.ambiguous), tuple(p.warnings), tuple(adapter.skipped))  # fmt: skip
 
 
 # --- drivers --------------------------------------------------------------------------------------
@@ -541,18 +314,34 @@ def _check_mode(mode: str) -> None:
         raise RuleError(f"mode must be one of {MODES}, got {mode!r}")
 
 
-def _fail(direction: str, framework: str, mode: str, p: Plan, source: FlaxSource) -> PortError:
-    report = LoadReport(framework, direction, mode, (), tuple(p.missing), tuple(p.unexpected),
-                        tuple(p.mismatched), tuple(p.warnings))  # fmt: skip
+def _report(target: Target, direction: str, mode: str, p: Plan, params=()) -> LoadReport:
+    return LoadReport(target.framework, direction, mode, tuple(params), tuple(p.missing), tuple(p.unexpected),
+                      tuple(p.mismatched), tuple(p.warnings), tuple(target.skipped), tuple(p.ambiguous))  # fmt: skip
+
+
+def _fail(caller: str, direction: str, target: Target, mode: str, p: Plan, source: FlaxSource) -> PortError:
+    report = _report(target, direction, mode, p)
     hint = ""
-    if source.kind == "nnx" and not _is_nnx_module(source.variables):
-        hint = " An nnx.State is sorted by name, not creation order: pass the nnx.Module to pair in creation order."
+    if p.ambiguous:
+        hint += (" Ambiguous pairs: confirm them with mapping={flax_layer: target_layer} "
+                 "(jinit.interop.plan shows the pairing).")  # fmt: skip
     return PortError(
-        f"{direction} {framework}: the Flax tree and the model do not match; nothing was changed.\n"
-        f"{report.problems()}\nFix the model (or pass mapping={{flax_layer: target_layer}}, "
-        f"or strict=False to load only the pairs that fit).{hint}",
+        f"{caller}: the Flax tree and the model do not match; nothing was changed.\n"
+        f"{report.problems()}\nFix the model (or pass mapping={{flax_layer: target_layer}}, source=<the Flax "
+        f"module> for its hyper-parameters, or strict=False to load only the pairs that fit).{hint}",
         report=report,
     )
+
+
+def _prepare(target: Target, model: Any, variables: Any, caller: str, direction: str, mode: str, strict: bool,
+             mapping, hparams, source) -> tuple[FlaxSource, Plan]:  # fmt: skip
+    src = read_flax(variables, hparams, source, caller=caller)
+    p = _pairing.plan(src, target.layers(model), target.framework, mapping)
+    if strict and not p.ok:
+        raise _fail(caller, direction, target, mode, p, src)
+    if p.ambiguous:
+        warnings.warn(f"{caller}: ambiguous pairs (loaded by name): " + "; ".join(p.ambiguous), PortWarning, stacklevel=4)
+    return src, p
 
 
 def load(
@@ -564,13 +353,12 @@ def load(
     strict: bool = True,
     mapping: Mapping[str, str] | None = None,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Any = None,
 ) -> LoadReport:
     """Loads a Flax variables tree into ``model`` (see ``load_torch`` for the contract)."""
     _check_mode(mode)
-    source = read_flax(variables, hparams)
-    p = plan(source, target.layers(model), target.framework, mapping)
-    if strict and not p.ok:
-        raise _fail("load", target.framework, mode, p, source)
+    caller = f"load_{target.framework}"
+    _, p = _prepare(target, model, variables, caller, "load", mode, strict, mapping, hparams, source)
     good = [pair for pair in p.pairs if not pair.problems]
     # 1) convert everything (no change to the model yet); export each Flax leaf once.
     exported: dict[int, tuple[Any, Any]] = {}
@@ -609,12 +397,12 @@ def load(
                 staged.append((pair, name, sources, transform, Staged(t, False, why)))
     # 2) commit
     params = []
+    sep = "/" if target.framework == "keras" else "."
     for pair, name, sources, transform, st in staged:
         done = target.commit(pair.target, name, st, mode)
-        tname = f"{pair.target.name}.{name}" if pair.target.name else name
-        if target.framework == "keras":
-            tname = f"{pair.target.name}/{name}" if pair.target.name else name
-        params.append(ParamReport(sources, tname, transform, done.zero_copy, done.detail))
+        tname = f"{pair.target.name}{sep}{name}" if pair.target.name else name
+        detail = done.detail + (f"; {pair.note}" if pair.note else "")
+        params.append(ParamReport(sources, tname, transform, done.zero_copy, detail, pair.by))
     target.finish()
     # 3) move: the Flax arrays are now owned by the target (or were copied): delete them,
     # except those the target holds as they are (Keras' JAX backend stores the jax.Array itself).
@@ -625,8 +413,7 @@ def load(
                 if id(x) not in seen and hasattr(x, "delete"):
                     seen.add(id(x))
                     x.delete()
-    return LoadReport(target.framework, "load", mode, tuple(params), tuple(p.missing), tuple(p.unexpected),
-                      tuple(p.mismatched), tuple(p.warnings))  # fmt: skip
+    return _report(target, "load", mode, p, params)
 
 
 def read(
@@ -639,16 +426,16 @@ def read(
     mapping: Mapping[str, str] | None = None,
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
     report: bool = False,
+    source: Any = None,
 ) -> Any:
     """Builds a Flax variables tree shaped like ``like`` from ``model``'s parameters."""
     if mode not in ("copy", "share"):
         raise RuleError(f"mode must be 'copy' or 'share' when reading into JAX, got {mode!r}")
-    source = read_flax(like, hparams)
-    p = plan(source, target.layers(model), target.framework, mapping)
-    if strict and not p.ok:
-        raise _fail("read", target.framework, mode, p, source)
+    caller = f"params_from_{target.framework}"
+    src, p = _prepare(target, model, like, caller, "read", mode, strict, mapping, hparams, source)
     values: dict[tuple[str, ...], Any] = {}
     params = []
+    sep = "/" if target.framework == "keras" else "."
     for pair in p.pairs:
         if pair.problems:
             continue
@@ -659,10 +446,9 @@ def read(
         for slot, x in back.items():
             values[f.keys[slot]] = x
         for name, (srcs, transform, _copies) in lineage.items():
-            tname = f"{pair.target.name}.{name}" if pair.target.name else name
-            params.append(ParamReport(tuple(f.source(s) for s in srcs), tname, transform, False,
-                                      "inverse layout applied in JAX" if transform != "identity" else f"imported ({mode})"))  # fmt: skip
-    out = source.rebuild(values)
-    rep = LoadReport(target.framework, "read", mode, tuple(params), tuple(p.missing), tuple(p.unexpected),
-                     tuple(p.mismatched), tuple(p.warnings))  # fmt: skip
+            tname = f"{pair.target.name}{sep}{name}" if pair.target.name else name
+            detail = "inverse layout applied in JAX" if transform != "identity" else f"imported ({mode})"
+            params.append(ParamReport(tuple(f.source(s) for s in srcs), tname, transform, False, detail, pair.by))
+    out = src.rebuild(values)
+    rep = _report(target, "read", mode, p, params)
     return (out, rep) if report else out

@@ -3,13 +3,13 @@
 MXNet 1.9.1 (the last release) declares ``numpy<2`` and reads 20 names at import time that
 numpy 2 removed (``np.PZERO``, ``np.Inf``, ``np.sometrue``, ``np.mirr``, ...).
 :func:`import_mxnet` aliases exactly those names on ``numpy`` for the duration of
-``import mxnet`` and removes them afterwards, leaving numpy as it found it (DESIGN decision 10).
+``import mxnet`` and removes them afterwards, leaving numpy as it found it.
 Names numpy already has (e.g. set by the user) are left alone.
 
 MXNet 1.9.1 also breaks on numpy scalar types in shapes under numpy 2, so everything jinit hands
 it is a plain Python int (:func:`jinit.interop._dlpack.py_shape`).
 
-MXNet facts this adapter relies on (reference/interop.md §2, §3.3): only compact row-major
+MXNet facts this adapter relies on: only compact row-major
 buffers; dtypes float16/32/64, bfloat16 (shown as the structured numpy dtype
 ``[('bfloat16', '<u2')]``), int8/32/64, uint8 over DLPack; bool exists in MXNet but crosses
 DLPack as a 1-bit uint that neither side reads, so it goes through uint8 (copied, reported);

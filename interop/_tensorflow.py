@@ -3,7 +3,7 @@
 TF accepts only compact row-major, 64-byte-aligned DLPack buffers; a JAX array with a
 non-row-major layout is made contiguous first, and the copy is reported. TF tensors are
 immutable and ``tf.Variable`` updates copy on write, so a TF-side write never lands in a JAX
-buffer (measured in reference/interop.md §3.2); "share" mode is therefore safe with TF.
+buffer; "share" mode is therefore safe with TF.
 
 Internal API (used by ``interop/_layers.py``):
 ``import_tensorflow()``, ``export_array(x, mode, *, path, cast, variable)``,

@@ -7,6 +7,7 @@ import pytest
 from jinit.interop import _layers as R
 from jinit.interop import _layouts as L
 from jinit.interop import _models as M
+from jinit.interop import _pairing as P
 
 from jinit._errors import PathError, RuleError, ShapeError
 
@@ -27,6 +28,8 @@ def flax_env(kind):
         return {"kernel": rand(*(2, 3, 4)[:n], 4, 6), "bias": rand(6)}
     if kind == "embed":
         return {"embedding": rand(10, 6)}
+    if kind == "rms_norm":
+        return {"scale": rand(6)}
     if kind in ("layer_norm", "group_norm"):
         return {"scale": rand(6), "bias": rand(6)}
     if kind == "batch_norm":
@@ -131,8 +134,8 @@ def test_op_errors():
         L.invert(R.rule("dense", "torch"), {"weight": rand(4, 6), "bias": rand(6)}, {"kernel": L.Spec((4, 6)), "bias": L.Spec((6,))})
     with pytest.raises(RuleError, match="no array namespace"):
         L.ops_for([1, 2])
-    with pytest.raises(RuleError, match="no conversion rule for layer kind 'rms_norm'"):
-        R.rule("rms_norm", "torch")
+    with pytest.raises(RuleError, match="no conversion rule for layer kind 'swish_norm'"):
+        R.rule("swish_norm", "torch")
     with pytest.raises(RuleError, match="unknown framework 'jax'"):
         R.rule("dense", "jax")
 
@@ -190,16 +193,17 @@ def test_plan_pairs_by_class_and_reports_together():
                target("fc2", "dense", weight=(3, 6), bias=(3,)),
                target("ln", "layer_norm", weight=(6,), bias=(6,))]  # fmt: skip
     targets[3].hparams = {"epsilon": 1e-5}
-    p = M.plan(M.read_flax(variables), targets, "torch", None)
+    p = P.plan(M.read_flax(variables), targets, "torch", None)
     assert [(q.flax.path, q.target.name) for q in p.pairs] == [("Dense_0", "fc1"), ("Dense_1", "fc2"), ("LayerNorm_0", "ln")]
     assert p.missing == ["extra (dense): weight[9, 9], bias[9]"]
     assert p.unexpected[0].startswith("Odd_0 (no rule for slots ['w'])")
-    assert any("epsilon is 1e-06 in Flax but the target has 1e-05" in m for m in p.mismatched)
-    p = M.plan(M.read_flax(variables, {"LayerNorm_0": {"epsilon": 1e-5}}), targets, "torch", {"Dense_0": "extra"})
+    assert any("epsilon of the Flax layer is unknown (assumed: Flax's default, not read from the model: 1e-06) "
+               "and the target has 1e-05" in m for m in p.mismatched)
+    p = P.plan(M.read_flax(variables, {"LayerNorm_0": {"epsilon": 1e-5}}), targets, "torch", {"Dense_0": "extra"})
     assert any(m.startswith("Dense_0 -> extra (dense): 'bias': shape (6,)") for m in p.mismatched)
     assert not any("epsilon" in m for m in p.mismatched)
     with pytest.raises(PathError, match="no target layer 'zz'"):
-        M.plan(M.read_flax(variables), targets, "torch", {"Dense_0": "zz"})
+        P.plan(M.read_flax(variables), targets, "torch", {"Dense_0": "zz"})
     kind_clash = M.evaluate(M.read_flax(variables).layers[0], targets[3], "torch", None)
     assert "cannot fill a layer_norm layer" in kind_clash.problems[0]
 

@@ -81,7 +81,7 @@ def test_keras_default_eps_is_reported(keras):
     _, variables, _ = build("block")
     km = keras_model(keras, "block")
     km.layers[1].epsilon = 1e-3  # Keras' default; Flax uses 1e-6
-    with pytest.raises(PortError, match=r"epsilon is 1e-06 in Flax but the target has 0.001"):
+    with pytest.raises(PortError, match=r"epsilon of the Flax layer is unknown .*1e-06\) and the target has 0.001"):
         load_keras(km, variables)
 
 

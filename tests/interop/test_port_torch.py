@@ -169,7 +169,8 @@ def test_eps_and_momentum_conventions(torch):
     rep = load_torch(tm, variables)
     assert rep.ok and any("momentum" in w and "0.01" in w for w in rep.warnings)
     tm.bn.eps = 1e-3
-    with pytest.raises(PortError, match=r"epsilon is 1e-05 in Flax"):
+    with pytest.raises(PortError, match=r"epsilon of the Flax layer is unknown \(assumed: Flax's default, not read "
+                                        r"from the model: 1e-05\) and the target has 0.001; pass source="):
         load_torch(tm, variables)
     rep = load_torch(tm, variables, hparams={"BatchNorm_0": {"epsilon": 1e-3, "momentum": 0.9}})
     assert rep.ok and not rep.warnings
