@@ -45,10 +45,13 @@ def _fan_family(init: Any, shape: tuple[int, ...]) -> tuple[str, tuple[float, fl
     rescaling wrappers are looked through.
     """
     from jinit.compat._common import LayoutVarianceScaling  # same package; no framework import
+    from jinit.compat.keras import AxesVarianceScaling
 
     if isinstance(init, (Scaled, WithDtype)):
         return _fan_family(init.init, shape)
     try:
+        if isinstance(init, AxesVarianceScaling):
+            return init.mode, init.fans(shape)
         if isinstance(init, VarianceScaling):
             return init.mode, compute_fans(shape, init.in_axis, init.out_axis, init.batch_axis)
         if isinstance(init, LayoutVarianceScaling):

@@ -244,3 +244,105 @@ def test_bad_calls_raise():
 def test_empty_weights_give_empty_arrays():
     assert jk.he_uniform()(jax.random.key(0), (0, 4)).shape == (0, 4)
     assert jk.variance_scaling()(jax.random.key(0), (0,)).shape == (0,)
+
+
+# --- input_axes / output_axes (EinsumDense, MultiHeadAttention) ---------------------------------
+
+AXES_CASES = [  # keras kwargs, shape, (fan_in, fan_out)
+    (dict(scale=1.0, mode="fan_in", distribution="truncated_normal", input_axes=[0],
+          output_axes=[1, 2]), (32, 8, 16), (32, 128)),      # MHA query/key/value
+    (dict(scale=1.0, mode="fan_avg", distribution="uniform", input_axes=[0, 1],
+          output_axes=[2]), (8, 16, 32), (128, 32)),         # MHA output
+    (dict(scale=2.0, mode="fan_out", distribution="untruncated_normal", input_axes=[-1],
+          output_axes=[0]), (24, 5, 40), (40, 24)),          # negative axes, axis 1 ignored
+]
+
+
+@pytest.mark.parametrize(("kwargs", "shape", "fans"), AXES_CASES, ids=str)
+def test_input_output_axes_match_keras(kwargs, shape, fans):
+    assert jk.variance_scaling(**kwargs).fans(shape) == fans
+    dist = {"untruncated_normal": "untruncated_normal"}.get(kwargs["distribution"],
+                                                            kwargs["distribution"])
+    std, bound = _vs_expect(kwargs["scale"], kwargs["mode"], dist)(*fans)
+    ours = draw_jinit(jk.variance_scaling(**kwargs), shape, seed=70)
+    theirs = draw_keras("VarianceScaling", shape, seed=70, **kwargs)
+    check_same_distribution(ours, theirs, std=std, lo=None if bound is None else -bound,
+                            hi=bound)
+
+
+@pytest.mark.parametrize(("name", "class_name"), [("glorot_uniform", "GlorotUniform"),
+                                                  ("he_normal", "HeNormal"),
+                                                  ("lecun_uniform", "LecunUniform")])
+def test_presets_take_axes(name, class_name):
+    shape, axes = (32, 8, 16), dict(input_axes=[0], output_axes=[1, 2])
+    expect = dict(PRESETS_BY_NAME)[name]
+    std, bound = expect(32, 128)
+    ours = draw_jinit(getattr(jk, name)(**axes), shape, seed=80)
+    theirs = draw_keras(class_name, shape, seed=80, **axes)
+    check_same_distribution(ours, theirs, std=std, lo=None if bound is None else -bound,
+                            hi=bound)
+
+
+PRESETS_BY_NAME = [(n, e) for n, _, e in PRESETS]
+
+
+def test_axes_arguments_are_checked():
+    with pytest.raises(jinit.InitializerArgumentError, match="both input_axes and output_axes"):
+        jk.glorot_uniform(input_axes=[0])
+    with pytest.raises(jinit.InitializerArgumentError, match="lists an axis twice"):
+        jk.variance_scaling(input_axes=[0, 0], output_axes=[1])
+    with pytest.raises(jinit.InitializerArgumentError, match="list of ints"):
+        jk.variance_scaling(input_axes=["a"], output_axes=[1])
+    key = jax.random.key(0)
+    with pytest.raises(jinit.ShapeError, match="out of range"):
+        jk.he_normal(input_axes=[0], output_axes=[3])(key, (4, 4, 4))
+    with pytest.raises(jinit.ShapeError, match="both an input and an output axis"):
+        jk.he_normal(input_axes=[0], output_axes=[-3])(key, (4, 4, 4))
+    assert jk.he_normal(input_axes=[0], output_axes=[1])(key, (0, 4)).shape == (0, 4)
+
+
+# --- STFT ---------------------------------------------------------------------------------------
+
+STFT_CASES = [((256, 1, 513), "real", "hann", "density", False),
+              ((256, 1, 513), "imag", "hamming", "spectrum", True),
+              ((400, 1, 257), "real", "blackman", None, False),
+              ((64, 1, 33), "imag", None, "density", False),
+              ((48, 1, 2), "real", "tukey", "density", True),
+              ((100, 1, 65), "imag", "bartlett", "spectrum", False)]
+
+
+@pytest.mark.parametrize(("shape", "side", "window", "scaling", "periodic"), STFT_CASES, ids=str)
+def test_stft_values_match_keras(shape, side, window, scaling, periodic):
+    keras = require("keras")
+    want = np.asarray(keras.initializers.STFT(side, window, scaling, periodic)(shape, "float32"))
+    got = np.asarray(jk.stft(side, window, scaling, periodic)(jax.random.key(0), shape))
+    assert got.dtype == np.float32
+    # Same float32 operations in the same order: equal up to a few float32 ulps (TF's and
+    # XLA's cos/sin differ in the last bits; arguments reach ~800 rad).
+    atol = 8 * np.finfo(np.float32).eps * np.abs(want).max()
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+    jitted = jax.jit(jk.stft(side, window, scaling, periodic), static_argnums=(1,))
+    np.testing.assert_allclose(np.asarray(jitted(jax.random.key(1), shape)), want, rtol=0,
+                               atol=atol)
+
+
+def test_stft_array_window_matches_keras():
+    keras = require("keras")
+    window = np.linspace(0.5, 1.5, 32)
+    want = np.asarray(keras.initializers.STFT("real", window, "density")((32, 1, 17)))
+    got = np.asarray(jk.stft("real", window, "density")(jax.random.key(0), (32, 1, 17)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_stft_bad_shapes_raise():
+    key = jax.random.key(0)
+    with pytest.raises(jinit.ShapeError, match=r"\(frame_length, 1, fft_length // 2 \+ 1\)"):
+        jk.stft()(key, (16, 2, 9))
+    with pytest.raises(jinit.ShapeError, match="at least 2 frequency bins"):
+        jk.stft()(key, (16, 1, 1))
+    with pytest.raises(jinit.ShapeError, match="the window has 3 values"):
+        jk.stft(window=[1.0, 2.0, 3.0])(key, (16, 1, 9))
+    with pytest.raises(jinit.InitializerArgumentError, match="unknown window"):
+        jk.stft(window="nope")
+    with pytest.raises(jinit.InitializerArgumentError, match="1-D array"):
+        jk.stft(window=np.ones((2, 2)))

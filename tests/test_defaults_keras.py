@@ -9,6 +9,7 @@ orthogonal recurrent kernel also structurally (rows orthonormal).
 from __future__ import annotations
 
 import math
+import warnings
 
 import flax.linen as nn
 import jax
@@ -18,6 +19,7 @@ from _defaults_harness import linen_spec, nnx_spec, ours, theirs
 from _stats import check_same_distribution
 from conftest import require
 
+import jinit
 from jinit.compat import keras as jk
 
 
@@ -172,3 +174,78 @@ def test_norms_exact(layer):
                                       w["moving_mean"])
         np.testing.assert_array_equal(out["batch_stats"]["BatchNorm_0"]["var"],
                                       w["moving_variance"])
+
+
+def _mha_keras_weights(num_heads, key_dim, dim):
+    keras = _keras()
+
+    def make(i):
+        layer = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=key_dim)
+        layer.build((None, 3, dim), (None, 3, dim))
+        return _weights(layer)
+
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+def test_multi_head_attention_einsum_fans_when_heads_times_dim_differs(api):
+    """(32, 8, 16) q/k/v: fans (32, 128) by the einsum, not the conv rule's (256, 512)."""
+    heads, head_dim, e = 8, 16, 32
+    if api == "linen":
+        spec = linen_spec(nn.MultiHeadDotProductAttention(num_heads=heads,
+                                                          qkv_features=heads * head_dim),
+                          (1, 3, e))
+    else:
+        from flax import nnx
+
+        spec = nnx_spec(lambda: nnx.MultiHeadAttention(
+            num_heads=heads, in_features=e, qkv_features=heads * head_dim, decode=False,
+            rngs=nnx.Rngs(0)))
+    make = _mha_keras_weights(heads, head_dim, e)
+    assert make(0)["query/kernel"].shape == (e, heads, head_dim)
+    assert make(0)["attention_output/kernel"].shape == (heads, head_dim, e)
+    qkv, out = ours(jk.defaults(), spec, tuple(f"{n}/kernel" for n in ("query", "key", "value")),
+                    "out/kernel")
+    _glorot_case(qkv, theirs(lambda i: [make(i)[f"{n}/kernel"]
+                                        for n in ("query", "key", "value")]), e, heads * head_dim)
+    _glorot_case(out, theirs(lambda i: make(i)["attention_output/kernel"]), heads * head_dim, e)
+
+
+class _Einsums(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        a = nn.Einsum((32, 8, 16), "abc,cde->abde", name="Einsum_0")(x)
+        b = nn.Einsum((32, 8, 16), "abc,cde->abde", use_bias=False, name="Einsum_1")(x)
+        return a, b
+
+
+def test_einsum_dense_with_bias_has_the_equation_fans():
+    keras = _keras()
+    spec = linen_spec(_Einsums(), (1, 3, 32))
+
+    def make(i):
+        layer = keras.layers.EinsumDense("abc,cde->abde", output_shape=(None, 8, 16),
+                                         bias_axes="de")
+        layer.build((None, 3, 32))
+        return _weights(layer)
+
+    assert make(0)["kernel"].shape == spec["Einsum_0"]["kernel"].shape == (32, 8, 16)
+    init = jinit.rules((r"Einsum_1/kernel", jk.glorot_uniform(input_axes=[0], output_axes=[1, 2])),
+                       jk.defaults())
+    einsum_0, einsum_1 = ours(init, spec, "Einsum_0/kernel", "Einsum_1/kernel")
+    _glorot_case(einsum_0, theirs(lambda i: make(i)["kernel"]), 32, 128)
+    _glorot_case(einsum_1, theirs(lambda i: make(i)["kernel"]), 32, 128)
+    np.testing.assert_array_equal(init(jax.random.key(0), spec)["Einsum_0"]["bias"],
+                                  make(0)["bias"])
+
+
+def test_einsum_without_bias_warns_with_the_fix():
+    spec = linen_spec(_Einsums(), (1, 3, 32))
+    with pytest.warns(UserWarning, match=r"'Einsum_1' looks like an Einsum layer without a "
+                      r"bias.*glorot_uniform\(input_axes"):
+        jk.defaults().plan(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fix silences it
+        jinit.rules((r"Einsum_1/kernel", jk.glorot_uniform(input_axes=[0], output_axes=[1, 2])),
+                    jk.defaults()).plan(spec)

@@ -519,8 +519,27 @@ def torch_table() -> Table:
     }
 
 
+_EINSUM = re.compile(r"(?i).*einsum.*")
+
+
 def _keras_glorot(layer: Layer) -> InitFn:
-    """``glorot_uniform`` with the kernel's (or the einsum's) input and output axes."""
+    """``glorot_uniform`` with the kernel's (or the einsum's) input and output axes.
+
+    Keras's ``EinsumDense`` takes its fans from the equation: every kernel axis is an input or
+    an output axis. A Flax ``Einsum`` kernel shows them through its bias (the output axes); one
+    without a bias gets the convolution fans and a warning saying how to give the axes.
+    """
+    if _EINSUM.fullmatch(layer.module.rpartition("/")[2]) and min(
+            layer.in_axes + layer.out_axes, default=0) > 0:
+        import warnings
+
+        warnings.warn(
+            f"keras.defaults: {layer.module!r} looks like an Einsum layer without a bias, so its "
+            "kernel's input and output axes are unknown (Keras's EinsumDense reads them from "
+            f"the equation); it gets the convolution fans ({layer.fan_in}, {layer.fan_out}). "
+            f"Give the axes: jinit.rules((r'{layer.module}/kernel', jinit.compat.keras."
+            "glorot_uniform(input_axes=[...], output_axes=[...])), "
+            "jinit.compat.keras.defaults()).", UserWarning, stacklevel=2)
     return _glorot(layer.fan_in, layer.fan_out)
 
 
