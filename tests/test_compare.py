@@ -10,6 +10,7 @@ from jinit._cli import UsageError
 from jinit._demos import compare
 
 
+@pytest.mark.slow  # imports torch, keras and mxnet
 def test_every_listed_name_exists_in_its_framework():
     # --list promises a comparison for each name: the framework must have the counterpart.
     for framework in ("torch", "keras", "mxnet"):
