@@ -266,15 +266,26 @@ class _Scores:
     def __init__(self, framework: str, source: FlaxSource):
         self.framework, self.source = framework, source
         self.cache: dict[Any, int] = {}
+        self.fkeys: dict[int, Any] = {}
+        self.tkeys: dict[int, Any] = {}
 
     def key(self, f: FlaxLayer, t: TargetLayer) -> Any:
-        fspec = tuple(sorted((k, s.shape, s.dtype) for k, s in f.specs.items()))
-        tspec = tuple(sorted((k, s.shape, s.dtype) for k, s in t.specs.items()))
-        hp = tuple(sorted((k, str(v)) for k, v in self.source.hparams.exact.get(f.path, {}).items()))
-        mod = type(f.module).__name__ if f.module is not None else None
-        thp = tuple(sorted((k, str(v)) for k, v in t.hparams.items()))
-        return (f.cls, fspec, id(t.layer_rule(self.framework)), t.kind, tspec, hp, thp, mod,
-                bool(self.source.hparams.patterns) and f.path)  # fmt: skip
+        fk = self.fkeys.get(id(f))
+        if fk is None:
+            hp = self.source.hparams
+            fk = self.fkeys[id(f)] = (
+                f.cls, tuple(sorted((k, s.shape, s.dtype) for k, s in f.specs.items())),
+                type(f.module).__name__ if f.module is not None else None,
+                f.path if (hp.exact.get(f.path) or hp.patterns) else None,
+            )  # fmt: skip
+        tk = self.tkeys.get(id(t))
+        if tk is None:
+            tk = self.tkeys[id(t)] = (
+                id(t.layer_rule(self.framework)), t.kind,
+                tuple(sorted((k, s.shape, s.dtype) for k, s in t.specs.items())),
+                tuple(sorted((k, str(v)) for k, v in t.hparams.items())),
+            )  # fmt: skip
+        return fk, tk
 
     def __call__(self, f: FlaxLayer, t: TargetLayer) -> int:
         key = self.key(f, t)
@@ -322,8 +333,9 @@ def disagreements(named, fs, ts, framework, scores: _Scores) -> list[str]:
     by_t = {id(t): f for f, t in named}
     out = []
     for _, fg, tg in _groups(fs, ts, framework):
-        if all(id(f) in by_f for f in fg) and all(id(t) in by_t for t in tg):
-            continue  # every layer of the class is named: order says nothing more
+        named_f = sum(id(f) in by_f for f in fg)
+        if named_f == 0 or (named_f == len(fg) and all(id(t) in by_t for t in tg)):
+            continue  # no name pair in the class, or every layer named: order says nothing more
         for i, j in _align(len(fg), len(tg), lambda i, j, fg=fg, tg=tg: scores(fg[i], tg[j])):
             f, t = fg[i], tg[j]
             tn, fn = by_f.get(id(f)), by_t.get(id(t))

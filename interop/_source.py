@@ -14,6 +14,7 @@ the Flax default, reported as an assumption.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sys
 from collections.abc import Mapping
@@ -58,7 +59,7 @@ class FlaxLayer:
     parts: tuple[str, ...] = ()
     module: Any = None  # the Flax module object, when a source module was given
 
-    @property
+    @functools.cached_property
     def specs(self) -> dict[str, Spec]:
         return {k: _layouts.spec_of(v) for k, v in self.leaves.items()}
 
