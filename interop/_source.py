@@ -57,7 +57,12 @@ class FlaxLayer:
     leaves: dict[str, Any]
     keys: dict[str, tuple[str, ...]]  # slot -> location in the variables tree
     parts: tuple[str, ...] = ()
-    module: Any = None  # the Flax module object, when a source module was given
+    locate: Any = None  # () -> the Flax module object, when a source module was given
+
+    @functools.cached_property
+    def module(self) -> Any:
+        """The layer's Flax module (found on first use: linen runs ``setup`` to find it)."""
+        return self.locate() if self.locate is not None else None
 
     @functools.cached_property
     def specs(self) -> dict[str, Spec]:
@@ -228,7 +233,7 @@ def attach_modules(layers: list[FlaxLayer], source: Any, variables: Any) -> None
         raise RuleError(f"source must be a flax.linen Module or an nnx.Module (for Hugging Face Flax models: "
                         f"model.module), got {type(source).__name__}")  # fmt: skip
     for layer in layers:
-        layer.module = _locate(root, layer.parts, linen)
+        layer.locate = functools.partial(_locate, root, layer.parts, linen)
 
 
 _SCALARS = (bool, int, float)
