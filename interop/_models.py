@@ -303,7 +303,7 @@ def plan(
     src = read_flax(variables, hparams, source, caller="plan")
     p = _pairing.plan(src, adapter.layers(target), adapter.framework, mapping)
     return PortPlan(adapter.framework, _entries(p), tuple(p.missing), tuple(p.unexpected), tuple(p.mismatched),
-                    tuple(p.ambiguous), tuple(p.warnings), tuple(adapter.skipped))  # fmt: skip
+                    tuple(p.ambiguous), tuple(p.warnings), tuple(adapter.skipped) + tuple(p.skipped))  # fmt: skip
 
 
 # --- drivers --------------------------------------------------------------------------------------
@@ -316,7 +316,8 @@ def _check_mode(mode: str) -> None:
 
 def _report(target: Target, direction: str, mode: str, p: Plan, params=()) -> LoadReport:
     return LoadReport(target.framework, direction, mode, tuple(params), tuple(p.missing), tuple(p.unexpected),
-                      tuple(p.mismatched), tuple(p.warnings), tuple(target.skipped), tuple(p.ambiguous))  # fmt: skip
+                      tuple(p.mismatched), tuple(p.warnings), tuple(target.skipped) + tuple(p.skipped),
+                      tuple(p.ambiguous))  # fmt: skip
 
 
 def _fail(caller: str, direction: str, target: Target, mode: str, p: Plan, source: FlaxSource) -> PortError:
