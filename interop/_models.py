@@ -194,6 +194,7 @@ class PlanEntry:
     paired_by: str
     transform: str
     problems: tuple[str, ...] = ()
+    hparams: tuple[str, ...] = ()  # "epsilon=1e-12 (source)": each Flax value and where it came from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +224,9 @@ class PortPlan:
         return {e.flax: e.target for e in self.entries}
 
     def __str__(self) -> str:
-        rows = [("flax", "target", "kind", "paired by", "transform")]
-        rows += [(e.flax or "(root)", e.target or "(root)", e.kind, e.paired_by, e.transform) for e in self.entries]
+        rows = [("flax", "target", "kind", "paired by", "hyper-parameters", "transform")]
+        rows += [(e.flax or "(root)", e.target or "(root)", e.kind, e.paired_by, ", ".join(e.hparams) or "-",
+                  e.transform) for e in self.entries]  # fmt: skip
         ok = "fits" if self.ok else "does not fit"
         lines = [f"plan for {self.framework}: {len(self.entries)} pairs, {ok}"] + _table(rows)
         for title, items in (("missing", self.missing), ("unexpected", self.unexpected),
@@ -242,9 +244,15 @@ def _entries(p: Plan) -> tuple[PlanEntry, ...]:
         transform = "; ".join(op.describe() for op in pair.rule) or ("identity" if not pair.problems else "-")
         if pair.note:
             transform += f" ({pair.note})"
+        hps = tuple(f"{k}={_short(v.value)} ({v.origin.split(' ')[0].split('[')[0].rstrip(':')})"
+                    for k, v in pair.hparams.items() if v is not None)  # fmt: skip
         out.append(PlanEntry(pair.flax.path, pair.target.name, pair.target.kind or "-", pair.by, transform,
-                             tuple(pair.problems)))  # fmt: skip
+                             tuple(pair.problems), hps))  # fmt: skip
     return tuple(out)
+
+
+def _short(x: Any) -> str:
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
 def _targets() -> dict[str, tuple[str, str]]:
@@ -296,8 +304,8 @@ def plan(
       (True, {'': ''})
       >>> print(p)  # doctest: +NORMALIZE_WHITESPACE
       plan for torch: 1 pairs, fits
-      flax    target  kind   paired by  transform
-      (root)  (root)  dense  structure  rename kernel->weight; transpose
+      flax    target  kind   paired by  hyper-parameters  transform
+      (root)  (root)  dense  structure  -                 rename kernel->weight; transpose
     """
     adapter = target_for(target)
     src = read_flax(variables, hparams, source, caller="plan")

@@ -297,7 +297,10 @@ def test_plan_is_a_dry_run(torch):
     tm = nn.Sequential(nn.Linear(3, 4))
     p = plan(tm, variables)
     assert p.ok and p.mapping() == {"Dense_0": "0"} and p.entries[0].paired_by == "structure"
-    assert "Dense_0  0       dense  structure  rename kernel->weight; transpose" in str(p)
+    assert "Dense_0  0       dense  structure  -                 rename kernel->weight; transpose" in str(p)
+    ln = plan(nn.Sequential(nn.LayerNorm(4, eps=1e-3)), {"params": {"LayerNorm_0": {"scale": jnp.ones(4)}}},
+              hparams={"*": {"epsilon": 1e-3}})  # fmt: skip
+    assert ln.entries[0].hparams == ("epsilon=0.001 (hparams)",) and "epsilon=0.001 (hparams)" in str(ln)
     before = tm[0].weight.detach().clone()
     plan(tm, variables)
     assert torch.equal(before, tm[0].weight)
