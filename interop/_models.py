@@ -244,11 +244,13 @@ def _entries(p: Plan) -> tuple[PlanEntry, ...]:
         transform = "; ".join(op.describe() for op in pair.rule) or ("identity" if not pair.problems else "-")
         if pair.note:
             transform += f" ({pair.note})"
-        hps = tuple(f"{k}={_short(v.value)} ({v.origin.split(' ')[0].split('[')[0].rstrip(':')})"
-                    for k, v in pair.hparams.items() if v is not None)  # fmt: skip
+        hps = tuple(f"{k}={_short(v.value)} ({_ORIGINS[v.origin[:4]]})" for k, v in pair.hparams.items() if v is not None)
         out.append(PlanEntry(pair.flax.path, pair.target.name, pair.target.kind or "-", pair.by, transform,
                              tuple(pair.problems), hps))  # fmt: skip
     return tuple(out)
+
+
+_ORIGINS = {"hpar": "hparams", "sour": "source", "para": "shapes", "assu": "assumed"}
 
 
 def _short(x: Any) -> str:
