@@ -16,7 +16,7 @@ from typing import Any
 from jinit.interop import _layers, _models
 from jinit.interop._layouts import Spec
 from jinit.interop._models import LoadReport, Staged, TargetLayer
-from jinit.interop._registry import RAW, builtins, lookup, register_layer
+from jinit.interop._registry import RAW, builtins, first_time, lookup, register_layer
 
 
 _KINDS = (
@@ -42,14 +42,10 @@ def _unsupported(kind: str):
     return why
 
 
-_NAMESPACES: set[str] = set()
-
-
 def _register(keras: Any) -> None:
     """Registers the built-in rules for one Keras package (``keras`` or ``tf_keras``), once."""
-    if keras.__name__ in _NAMESPACES:
+    if not first_time(f"keras package {keras.__name__}"):
         return
-    _NAMESPACES.add(keras.__name__)
     for name, kind in _KINDS:
         cls = getattr(keras.layers, name, None)
         if cls is not None:

@@ -101,6 +101,12 @@ def _tensors(m, recurse: bool, prefix: str, skipped: list[str]) -> dict[str, Any
     return out
 
 
+def _frozen(tensors: dict[str, Any]) -> bool:
+    """Every tensor is a parameter that is not trained (requires_grad=False)."""
+    return bool(tensors) and all(getattr(t, "requires_grad", True) is False and t.is_leaf and
+                                 type(t).__name__ == "Parameter" for t in tensors.values())  # fmt: skip
+
+
 def _aliases(model) -> dict[int, list[tuple[Any, str]]]:
     """Tensors registered in more than one place: id -> every (module, attribute) holding it."""
     places: dict[int, list[tuple[Any, str]]] = {}
@@ -139,7 +145,8 @@ class TorchTarget(_models.Target):
                 own, _ = ties.split(name, _tensors(m, False, name, self.skipped))
                 if own:
                     specs = {n: spec_of(t) for n, t in own.items()}
-                    out.append(TargetLayer(name, RAW.kind, specs, {}, m, f"parameters of {type(m).__name__}", RAW))
+                    out.append(TargetLayer(name, RAW.kind, specs, {}, m, f"parameters of {type(m).__name__}", RAW,
+                                           frozen=_frozen(own)))  # fmt: skip
                 continue
             taken.append(name)
             tensors = _tensors(m, True, name, self.skipped)
@@ -149,7 +156,7 @@ class TorchTarget(_models.Target):
             specs = {n: spec_of(t) for n, t in tensors.items()}
             hp = {h.name: v for h in rule.hparams if (v := h.read_target(m)) is not None}
             why = rule.why_unsupported(m) or tied
-            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, m, why, rule))
+            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, m, why, rule, frozen=_frozen(tensors)))
         return out
     def export(self, x, mode):
         return self.io.export_array(x, mode)

@@ -194,6 +194,7 @@ class PlanEntry:
     paired_by: str
     transform: str
     problems: tuple[str, ...] = ()
+    hparams: tuple[str, ...] = ()  # "epsilon=1e-12 (source)": each Flax value and where it came from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +224,9 @@ class PortPlan:
         return {e.flax: e.target for e in self.entries}
 
     def __str__(self) -> str:
-        rows = [("flax", "target", "kind", "paired by", "transform")]
-        rows += [(e.flax or "(root)", e.target or "(root)", e.kind, e.paired_by, e.transform) for e in self.entries]
+        rows = [("flax", "target", "kind", "paired by", "hyper-parameters", "transform")]
+        rows += [(e.flax or "(root)", e.target or "(root)", e.kind, e.paired_by, ", ".join(e.hparams) or "-",
+                  e.transform) for e in self.entries]  # fmt: skip
         ok = "fits" if self.ok else "does not fit"
         lines = [f"plan for {self.framework}: {len(self.entries)} pairs, {ok}"] + _table(rows)
         for title, items in (("missing", self.missing), ("unexpected", self.unexpected),
@@ -242,9 +244,17 @@ def _entries(p: Plan) -> tuple[PlanEntry, ...]:
         transform = "; ".join(op.describe() for op in pair.rule) or ("identity" if not pair.problems else "-")
         if pair.note:
             transform += f" ({pair.note})"
+        hps = tuple(f"{k}={_short(v.value)} ({_ORIGINS[v.origin[:4]]})" for k, v in pair.hparams.items() if v is not None)
         out.append(PlanEntry(pair.flax.path, pair.target.name, pair.target.kind or "-", pair.by, transform,
-                             tuple(pair.problems)))  # fmt: skip
+                             tuple(pair.problems), hps))  # fmt: skip
     return tuple(out)
+
+
+_ORIGINS = {"hpar": "hparams", "sour": "source", "para": "shapes", "assu": "assumed"}
+
+
+def _short(x: Any) -> str:
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
 def _targets() -> dict[str, tuple[str, str]]:
@@ -296,14 +306,14 @@ def plan(
       (True, {'': ''})
       >>> print(p)  # doctest: +NORMALIZE_WHITESPACE
       plan for torch: 1 pairs, fits
-      flax    target  kind   paired by  transform
-      (root)  (root)  dense  structure  rename kernel->weight; transpose
+      flax    target  kind   paired by  hyper-parameters  transform
+      (root)  (root)  dense  structure  -                 rename kernel->weight; transpose
     """
     adapter = target_for(target)
     src = read_flax(variables, hparams, source, caller="plan")
     p = _pairing.plan(src, adapter.layers(target), adapter.framework, mapping)
     return PortPlan(adapter.framework, _entries(p), tuple(p.missing), tuple(p.unexpected), tuple(p.mismatched),
-                    tuple(p.ambiguous), tuple(p.warnings), tuple(adapter.skipped))  # fmt: skip
+                    tuple(p.ambiguous), tuple(p.warnings), tuple(adapter.skipped) + tuple(p.skipped))  # fmt: skip
 
 
 # --- drivers --------------------------------------------------------------------------------------
@@ -316,7 +326,8 @@ def _check_mode(mode: str) -> None:
 
 def _report(target: Target, direction: str, mode: str, p: Plan, params=()) -> LoadReport:
     return LoadReport(target.framework, direction, mode, tuple(params), tuple(p.missing), tuple(p.unexpected),
-                      tuple(p.mismatched), tuple(p.warnings), tuple(target.skipped), tuple(p.ambiguous))  # fmt: skip
+                      tuple(p.mismatched), tuple(p.warnings), tuple(target.skipped) + tuple(p.skipped),
+                      tuple(p.ambiguous))  # fmt: skip
 
 
 def _fail(caller: str, direction: str, target: Target, mode: str, p: Plan, source: FlaxSource) -> PortError:

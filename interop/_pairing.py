@@ -50,6 +50,7 @@ class TargetLayer:
     rule: LayerRule | None = None
     auto: tuple[bool, ...] = ()
     sep: str = "."
+    frozen: bool = False  # every tensor is a frozen parameter (torch requires_grad=False)
 
     @property
     def label(self) -> str:
@@ -77,6 +78,7 @@ class Pair:
     fits: tuple[int, ...] = ()  # the candidate layouts whose shapes fit
     layouts: tuple[Rule, ...] = ()
     note: str = ""
+    assumed: list[tuple[str, Any]] = dataclasses.field(default_factory=list)  # (name, value) checked on an assumption
 
 
 # --- names ----------------------------------------------------------------------------------------
@@ -92,12 +94,17 @@ def tokens(parts: tuple[str, ...], auto: tuple[bool, ...]) -> tuple[tuple[str, b
       >>> from jinit.interop._pairing import tokens
       >>> [t for t, _ in tokens(("bert", "encoder", "layer_._0", "LayerNorm"), (False,) * 4)]
       ['bert', 'encoder', 'layer', '0', 'layernorm']
+      >>> [t for t, _ in tokens(("stages", "layer", "layer_0"), (False,) * 3)]
+      ['stages', 'layer', '0']
     """
-    out = []
+    out: list[tuple[str, bool]] = []
     for i, part in enumerate(parts):
         generated = i < len(auto) and auto[i]
         for run in _RUNS.findall(re.sub(r"[_\-\s]", "", part.lower())):
-            out.append((str(int(run)), False) if run.isdigit() else (run, not generated))
+            if run.isdigit():
+                out.append((str(int(run)), False))
+            elif not (out and out[-1][0] == run):  # linen names a list attribute of module `layer`
+                out.append((run, not generated))  # `layer/layer_0`; torch says `layer.0`
     return tuple(out)
 
 
@@ -132,10 +139,10 @@ def pair_by_name(fs: list[FlaxLayer], ts: list[TargetLayer], framework: str) -> 
         for k in range(1, len(texts)):  # a target whose whole name ends this one
             cands += [(len(texts) - k, t) for t in full.get(texts[k:], [])]
         good = []
-        for n, t in cands:
+        for n, t in cands:  # score: the shared tokens, then the fewest left over (exact names first)
             shared_f, shared_t = ft[len(ft) - n:], ttok[id(t)][len(ttok[id(t)]) - n:]
             if _named(shared_f) and _named(shared_t) and _compatible(f, t.layer_rule(framework)):
-                good.append((n, t))
+                good.append(((n, 2 * n - len(ft) - len(ttok[id(t)])), t))
         if not good:
             continue
         best = max(n for n, _ in good)
@@ -220,6 +227,8 @@ def evaluate(f: FlaxLayer, t: TargetLayer, framework: str, source: FlaxSource | 
                                      f"hparams={{{f.path!r}: {{{hp.name!r}: ...}}}}")  # fmt: skip
             continue
         want = hp.to_target(flax.value)
+        if flax.assumed and _compare(want, got):
+            pair.assumed.append((hp.name, flax.value))
         if not _compare(want, got):
             msg = _hparam_message(where, t.kind, hp, flax, want, got, framework, f.path)
             (pair.problems if hp.affects_output else pair.warnings).append(msg)
@@ -266,15 +275,26 @@ class _Scores:
     def __init__(self, framework: str, source: FlaxSource):
         self.framework, self.source = framework, source
         self.cache: dict[Any, int] = {}
+        self.fkeys: dict[int, Any] = {}
+        self.tkeys: dict[int, Any] = {}
 
     def key(self, f: FlaxLayer, t: TargetLayer) -> Any:
-        fspec = tuple(sorted((k, s.shape, s.dtype) for k, s in f.specs.items()))
-        tspec = tuple(sorted((k, s.shape, s.dtype) for k, s in t.specs.items()))
-        hp = tuple(sorted((k, str(v)) for k, v in self.source.hparams.exact.get(f.path, {}).items()))
-        mod = type(f.module).__name__ if f.module is not None else None
-        thp = tuple(sorted((k, str(v)) for k, v in t.hparams.items()))
-        return (f.cls, fspec, id(t.layer_rule(self.framework)), t.kind, tspec, hp, thp, mod,
-                bool(self.source.hparams.patterns) and f.path)  # fmt: skip
+        fk = self.fkeys.get(id(f))
+        if fk is None:
+            hp = self.source.hparams
+            fk = self.fkeys[id(f)] = (
+                f.cls, tuple(sorted((k, s.shape, s.dtype) for k, s in f.specs.items())),
+                type(f.module).__name__ if f.module is not None else None,
+                f.path if (hp.exact.get(f.path) or hp.patterns) else None,
+            )  # fmt: skip
+        tk = self.tkeys.get(id(t))
+        if tk is None:
+            tk = self.tkeys[id(t)] = (
+                id(t.layer_rule(self.framework)), t.kind,
+                tuple(sorted((k, s.shape, s.dtype) for k, s in t.specs.items())),
+                tuple(sorted((k, str(v)) for k, v in t.hparams.items())),
+            )  # fmt: skip
+        return fk, tk
 
     def __call__(self, f: FlaxLayer, t: TargetLayer) -> int:
         key = self.key(f, t)
@@ -322,8 +342,9 @@ def disagreements(named, fs, ts, framework, scores: _Scores) -> list[str]:
     by_t = {id(t): f for f, t in named}
     out = []
     for _, fg, tg in _groups(fs, ts, framework):
-        if all(id(f) in by_f for f in fg) and all(id(t) in by_t for t in tg):
-            continue  # every layer of the class is named: order says nothing more
+        named_f = sum(id(f) in by_f for f in fg)
+        if named_f == 0 or (named_f == len(fg) and all(id(t) in by_t for t in tg)):
+            continue  # no name pair in the class, or every layer named: order says nothing more
         for i, j in _align(len(fg), len(tg), lambda i, j, fg=fg, tg=tg: scores(fg[i], tg[j])):
             f, t = fg[i], tg[j]
             tn, fn = by_f.get(id(f)), by_t.get(id(t))
@@ -365,6 +386,7 @@ class Plan:
     missing: list[str]
     unexpected: list[str]
     ambiguous: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def mismatched(self) -> list[str]:
@@ -372,7 +394,17 @@ class Plan:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for pair in self.pairs for w in pair.warnings]
+        out = [w for pair in self.pairs for w in pair.warnings]
+        assumed: dict[tuple[str, str], list[str]] = {}
+        for pair in self.pairs:
+            for name, value in pair.assumed:
+                assumed.setdefault((name, _fmt(value)), []).append(pair.flax.label)
+        for (name, value), layers in assumed.items():
+            shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
+            out.append(f"{name} not read from the Flax model for {len(layers)} layer(s) ({shown}): assumed Flax's "
+                       f"default {value}, which equals the target's; pass source=<the Flax module> (with example "
+                       f"inputs for compact modules) or hparams={{'*': {{{name!r}: ...}}}} to check it")  # fmt: skip
+        return out
 
     @property
     def ok(self) -> bool:
@@ -408,6 +440,11 @@ def plan(source: FlaxSource, targets: list[TargetLayer], framework: str, mapping
     resolve_layouts(pairs)
     paired_f = {id(p.flax) for p in pairs}
     paired_t = {id(p.target) for p in pairs}
+    left_shapes = {_shapes(f.specs) for f in source.layers if id(f) not in paired_f}
+    frozen = [t for t in targets if id(t) not in paired_t and t.frozen and _shapes(t.specs) not in left_shapes]
+    skipped = [f"{t.label}.{n} (frozen parameter with no Flax counterpart, e.g. fixed sinusoidal positions)"
+               for t in frozen for n in t.specs]  # fmt: skip
+    paired_t |= {id(t) for t in frozen}
     missing = [
         f"{t.label} ({': '.join(x for x in (t.kind, t.note) if x)}): "
         f"{', '.join(f'{k}{list(s.shape)}' for k, s in t.specs.items())}"
@@ -420,7 +457,11 @@ def plan(source: FlaxSource, targets: list[TargetLayer], framework: str, mapping
     ]
     order = {id(t): i for i, t in enumerate(targets)}
     pairs.sort(key=lambda p: order[id(p.target)])
-    return Plan(pairs, missing, unexpected, ambiguous)
+    return Plan(pairs, missing, unexpected, ambiguous, skipped)
+
+
+def _shapes(specs: Mapping[str, Spec]) -> tuple:
+    return tuple(sorted(s.shape for s in specs.values()))
 
 
 def _check_hparam_names(source: FlaxSource, framework: str, targets: list[TargetLayer]) -> None:

@@ -161,6 +161,15 @@ def builtins(framework: str, register: Callable[[], None]) -> None:
 _MODULES = {"torch": "_load_torch", "keras": "_load_keras", "gluon": "_load_gluon"}
 
 
+def first_time(token: str) -> bool:
+    """True the first time ``token`` is seen (built-in registrations run once per process)."""
+    with _LOCK:
+        if token in _LOADED:
+            return False
+        _LOADED.add(token)
+        return True
+
+
 def _ensure(framework: str) -> None:
     import importlib
 

@@ -14,6 +14,7 @@ the Flax default, reported as an assumption.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sys
 from collections.abc import Mapping
@@ -56,9 +57,14 @@ class FlaxLayer:
     leaves: dict[str, Any]
     keys: dict[str, tuple[str, ...]]  # slot -> location in the variables tree
     parts: tuple[str, ...] = ()
-    module: Any = None  # the Flax module object, when a source module was given
+    locate: Any = None  # () -> the Flax module object, when a source module was given
 
-    @property
+    @functools.cached_property
+    def module(self) -> Any:
+        """The layer's Flax module (found on first use: linen runs ``setup`` to find it)."""
+        return self.locate() if self.locate is not None else None
+
+    @functools.cached_property
     def specs(self) -> dict[str, Spec]:
         return {k: _layouts.spec_of(v) for k, v in self.leaves.items()}
 
@@ -205,29 +211,65 @@ def _locate(root: Any, parts: tuple[str, ...], linen: bool) -> Any:
 
 
 def _bind(source: Any, variables: Any) -> Any:
-    tree = variables
-    if isinstance(tree, Mapping) and not set(tree) & set(_COLLECTIONS):
-        tree = {"params": tree}
     try:
-        return source.bind(tree)
+        return source.bind(_with_collections(variables))
     except Exception as e:  # a module that does not fit the tree: say so, keep the cause
         raise RuleError(f"source: {type(source).__name__}.bind(variables) failed ({e}); pass the Flax module "
                         "the variables belong to (for Hugging Face Flax models: model.module)") from e  # fmt: skip
 
 
+def _trace(module: Any, variables: Any, args: tuple) -> dict[tuple[str, ...], Any]:
+    """Every submodule a linen module calls on ``args`` (compact ones included), by path: the
+    module is run abstractly (``jax.eval_shape``) under a method interceptor."""
+    import jax
+    from flax import linen
+
+    found: dict[tuple[str, ...], Any] = {}
+
+    def record(next_fun, a, kw, context):
+        found.setdefault(tuple(str(p) for p in context.module.path), context.module)
+        return next_fun(*a, **kw)
+
+    tree = _with_collections(variables)
+    try:
+        with linen.intercept_methods(record):
+            jax.eval_shape(lambda v, *xs: module.apply(v, *xs, mutable=True, rngs={"dropout": jax.random.key(0)}),
+                           tree, *args)  # fmt: skip
+    except Exception as e:  # the example input does not fit the module: say so, keep the cause
+        raise RuleError(f"source: {type(module).__name__}.apply(variables, *example_inputs) failed ({e}); pass "
+                        "source=(module, example_input, ...) with inputs the module accepts") from e  # fmt: skip
+    return found
+
+
+def _with_collections(variables: Any) -> Any:
+    if isinstance(variables, Mapping) and not set(variables) & set(_COLLECTIONS):
+        return {"params": variables}
+    return variables
+
+
+def _find(root: Any, traced: Mapping[tuple[str, ...], Any], parts: tuple[str, ...], linen: bool) -> Any:
+    return traced.get(parts) or _locate(root, parts, linen)
+
+
 def attach_modules(layers: list[FlaxLayer], source: Any, variables: Any) -> None:
-    """Sets each layer's ``module`` from the source module (linen: bound to ``variables``)."""
+    """Gives each layer a way to find its module in ``source``: an nnx Module, a linen Module
+    (bound to ``variables``; setup-defined submodules), or ``(linen_module, *example_inputs)``
+    (compact submodules too, found by running the module abstractly on the inputs)."""
     if source is None:
         return
+    args: tuple = ()
+    if isinstance(source, tuple) and source and _is_linen_module(source[0]):
+        source, args = source[0], tuple(source[1:])
     if _is_nnx_module(source):
-        root, linen = source, False
+        root, linen, traced = source, False, {}
     elif _is_linen_module(source):
         root, linen = _bind(source, variables), True
+        traced = _trace(source, variables, args) if args else {}
     else:
-        raise RuleError(f"source must be a flax.linen Module or an nnx.Module (for Hugging Face Flax models: "
-                        f"model.module), got {type(source).__name__}")  # fmt: skip
+        raise RuleError(f"source must be a flax.linen Module (optionally (module, *example_inputs)) or an nnx.Module "
+                        f"(for Hugging Face Flax models: model.module), got {type(source).__name__}")  # fmt: skip
     for layer in layers:
-        layer.module = _locate(root, layer.parts, linen)
+        layer.locate = functools.partial(_find, root, traced, layer.parts, linen)
 
 
 _SCALARS = (bool, int, float)
@@ -303,7 +345,10 @@ def resolve(layer: FlaxLayer, hps: tuple, given: HParams) -> dict[str, Value | N
             derived = hp.derive(layer.specs)
             value = None if derived is None else Value(derived, "parameter shapes")
         if value is None and hp.default is not None:
-            value = Value(hp.default, "assumed: Flax's default, not read from the model")
+            where = "not read from the model"
+            if layer.locate is not None and layer.module is None:
+                where = "its module is not in source= (a compact submodule: pass source=(module, example_input))"
+            value = Value(hp.default, f"assumed: Flax's default, {where}")
         out[hp.name] = value
     return out
 

@@ -169,10 +169,10 @@ def test_name_and_order_disagreement_is_ambiguous(torch):
                                         r"order pairs it with Flax Dense_0 \(same shapes, no name partner\)\n  Flax head: "
                                         r"paired by name with head, but the layer order pairs it with fc"):  # fmt: skip
         load_torch(tm, variables)
-    assert float(tm["head"].weight[0, 0]) != 2.0  # nothing changed
+    assert float(tm["head"].weight[0, 0].detach()) != 2.0  # nothing changed
     with pytest.warns(PortWarning, match="ambiguous pairs"):
         rep = load_torch(tm, variables, strict=False)
-    assert rep.ambiguous and float(tm["head"].weight[0, 0]) == 2.0
+    assert rep.ambiguous and float(tm["head"].weight[0, 0].detach()) == 2.0
     rep = load_torch(tm, variables, mapping={"Dense_0": "fc"})
     assert rep.ok and sorted({(p.target.split(".")[0], p.paired_by) for p in rep.params}) == [
         ("fc", "mapping"), ("head", "name")]
@@ -297,7 +297,10 @@ def test_plan_is_a_dry_run(torch):
     tm = nn.Sequential(nn.Linear(3, 4))
     p = plan(tm, variables)
     assert p.ok and p.mapping() == {"Dense_0": "0"} and p.entries[0].paired_by == "structure"
-    assert "Dense_0  0       dense  structure  rename kernel->weight; transpose" in str(p)
+    assert "Dense_0  0       dense  structure  -                 rename kernel->weight; transpose" in str(p)
+    ln = plan(nn.Sequential(nn.LayerNorm(4, eps=1e-3)), {"params": {"LayerNorm_0": {"scale": jnp.ones(4)}}},
+              hparams={"*": {"epsilon": 1e-3}})  # fmt: skip
+    assert ln.entries[0].hparams == ("epsilon=0.001 (hparams)",) and "epsilon=0.001 (hparams)" in str(ln)
     before = tm[0].weight.detach().clone()
     plan(tm, variables)
     assert torch.equal(before, tm[0].weight)
@@ -361,3 +364,49 @@ def test_unknown_value_without_default_warns(torch):
         warnings.simplefilter("error")
         rep = load_torch(nn.GroupNorm(2, 4, eps=1e-6), variables)
     assert any("num_groups of the Flax layer is unknown and not checked (the target has 2)" in w for w in rep.warnings)
+
+
+def test_compact_source_needs_example_inputs_and_assumptions_are_reported(torch):
+    """A compact module's submodules exist only in a call: source=(module, x) traces them; without
+    the input an assumed eps that happens to equal the target's is reported, never silent."""
+    nn = torch.nn
+
+    class F(fnn.Module):
+        @fnn.compact
+        def __call__(self, x):
+            return fnn.BatchNorm(use_running_average=True, epsilon=0.5, momentum=0.9)(fnn.Dense(4)(x))
+
+    x = jnp.ones((2, 3))
+    variables = F().init(jax.random.key(0), x)
+    tm = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).eval()
+    rep = load_torch(tm, variables, source=F())
+    assert rep.ok and any("epsilon not read from the Flax model for 1 layer(s) (BatchNorm_0): assumed Flax's "
+                          "default 1e-05" in w for w in rep.warnings)  # fmt: skip
+    with pytest.raises(PortError, match=r"epsilon is 0.5 in Flax \(source module \(BatchNorm.epsilon\)\) but the "
+                                        r"target has 1e-05"):  # fmt: skip
+        load_torch(tm, variables, source=(F(), x))
+    tm[1].eps, tm[1].momentum = 0.5, 0.1
+    rep = load_torch(tm, variables, source=(F(), x))
+    assert rep.ok and not rep.warnings
+    with pytest.raises(RuleError, match=r"source: F.apply\(variables, \*example_inputs\) failed"):
+        load_torch(tm, variables, source=(F(), jnp.ones((2, 7))))
+
+
+def test_frozen_parameters_without_flax_partner_are_skipped(torch):
+    nn = torch.nn
+
+    class T(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+            self.pos = nn.Embedding(6, 4)
+            self.pos.weight.requires_grad = False  # fixed sinusoidal table: Flax computes it
+
+    variables = {"params": {"fc": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)}}}
+    rep = load_torch(T(), variables)
+    assert rep.ok and rep.skipped == ("pos.weight (frozen parameter with no Flax counterpart, e.g. fixed sinusoidal "
+                                      "positions)",)  # fmt: skip
+    t = T()
+    t.pos.weight.requires_grad = True
+    with pytest.raises(PortError, match=r"missing \(1\):\n  pos \(embed\): weight\[6, 4\]"):
+        load_torch(t, variables)

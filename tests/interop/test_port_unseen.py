@@ -126,7 +126,7 @@ def test_parameter_free_layers_and_collections(torch):
     bn = fnn.BatchNorm(use_running_average=True, use_scale=False, use_bias=False, momentum=0.9)
     stats = bn.init(jax.random.key(0), x)
     assert list(stats) == ["batch_stats"]
-    rep = load_torch(nn.BatchNorm1d(5, affine=False), stats, hparams={"": {"momentum": 0.9}})
+    rep = load_torch(nn.BatchNorm1d(5, affine=False), stats, source=bn)
     assert rep.ok and not rep.warnings and [p.source for p in rep.params] == [("batch_stats/mean",), ("batch_stats/var",)]
     rep = load_torch(nn.BatchNorm1d(5, affine=False, momentum=0.5), stats)
     assert any("momentum of the Flax layer is unknown (assumed: Flax's default, not read from the model: 0.99, "
