@@ -52,14 +52,14 @@ def boxes(tree):
         tree, is_leaf=lambda x: isinstance(x, (nn.Partitioned, nnx.Variable)))[0]
 
 
-def expected_spec(box):
+def expected_spec(box, rules):
     if isinstance(box, jax.Array):  # an unboxed leaf: replicated on the mesh
         return jax.P()
     if isinstance(box, nn.LogicallyPartitioned):
-        return nn.logical_to_mesh_axes(box.names, RULES)
+        return nn.logical_to_mesh_axes(box.names, rules)
     if isinstance(box, nn.Partitioned):
         return jax.P(*box.names)
-    return nn.logical_to_mesh_axes(box.get_metadata()["out_sharding"], RULES)
+    return nn.logical_to_mesh_axes(box.get_metadata()["out_sharding"], rules)
 
 
 def padded(spec, ndim):
@@ -72,7 +72,7 @@ def value(box):
     return box.value if isinstance(box, nn.Partitioned) else box[...]
 
 
-def check(case, out, ref):
+def check(case, out, ref, rules=RULES):
     wrong_box, wrong_sharding, mismatched, shards = [], [], [], set()
     got, want = boxes(out), boxes(ref)
     for (path, box), (_, rbox) in zip(got, want, strict=True):
@@ -81,7 +81,7 @@ def check(case, out, ref):
             wrong_box.append(name)
             continue
         v = value(box)
-        spec = expected_spec(rbox)
+        spec = expected_spec(rbox, rules)
         if not (isinstance(v.sharding, NamedSharding) and padded(v.sharding.spec, v.ndim)
                 == padded(spec, v.ndim)):
             wrong_sharding.append(f"{name}: {v.sharding} vs {spec}")
@@ -109,6 +109,11 @@ def main():
     ]
     with nn.logical_axis_rules(RULES):
         results.append(check("context", jinit.rules(jf.defaults(), mesh=mesh)(KEY, spec), ref))
+    # The layer axis itself sharded; one stacked kernel orthogonal (drawn slice by slice).
+    ortho = jinit.rules(("ScanBlock_0/Dense_1/kernel", jinit.orthogonal()), jf.defaults())
+    by_layer = (("layers", "data"), ("embed", None), ("mlp", "model"), ("vocab", "model"))
+    results.append(check("layers-sharded", jinit.rules(
+        ortho, mesh=mesh, logical_axis_rules=by_layer)(KEY, spec), ortho(KEY, spec), by_layer))
 
     lecun = nnx.with_partitioning(nnx.initializers.lecun_normal(), ("embed", "mlp"))
 

@@ -21,7 +21,7 @@ import pytest
 import jinit
 
 WORKER = pathlib.Path(__file__).with_name("_logical_worker.py")
-CASES = ["argument", "jit", "flax.init", "context", "nnx"]
+CASES = ["argument", "jit", "flax.init", "context", "nnx", "layers-sharded"]
 
 
 @pytest.fixture(scope="module")

@@ -295,3 +295,22 @@ def test_nnx_axis_named_layers_is_found_from_the_state():
     kernel = np.asarray(out["kernel"][...])
     assert abs(kernel.std() * math.sqrt(D) - 1) < 0.02
     _independent(kernel)
+
+
+def test_scanned_lstm_keras_recurrent_blocks_are_jointly_orthogonal_per_layer():
+    class Cell(nn.Module):
+        @nn.compact
+        def __call__(self, x, _):
+            return nn.RNN(nn.LSTMCell(16))(x), None
+
+    model = nn.scan(Cell, variable_axes={"params": 0}, split_rngs={"params": True}, length=3)()
+    x = jnp.ones((2, 5, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jinit.LayerAxisWarning)
+        params = jinit.flax.init(model, jk.defaults(), KEY, x, None)["params"]
+    cell = params["RNN_0"]["LSTMCell_0"] if "RNN_0" in params else params["LSTMCell_0"]
+    fused = np.concatenate([np.asarray(cell[g]["kernel"]) for g in ("hi", "hf", "hg", "ho")],
+                           axis=-1)  # (3, 16, 64): Keras's fused recurrent matrix per layer
+    for layer in fused:
+        np.testing.assert_allclose(layer @ layer.T, np.eye(16), atol=1e-5)
+    assert not np.allclose(fused[0], fused[1])
