@@ -65,6 +65,7 @@ from jinit._combinators import (
     Mixture as Mixture,
     Scaled as Scaled,
     Shifted as Shifted,
+    Stacked as Stacked,
     WithDtype as WithDtype,
     clipped as clipped,
     fused as fused,
@@ -72,6 +73,7 @@ from jinit._combinators import (
     mixture as mixture,
     scaled as scaled,
     shifted as shifted,
+    stacked as stacked,
     with_dtype as with_dtype,
 )
 from jinit._structural import (
@@ -93,6 +95,10 @@ from jinit._structural import (
 # --- tree initializers (owner: trees) ---------------------------------------------------------
 from jinit import select as select
 from jinit._edit import set as set, update as update
+from jinit._layer_axes import (
+    LAYER_AXIS_NAMES as LAYER_AXIS_NAMES,
+    LayerAxisWarning as LayerAxisWarning,
+)
 from jinit._paths import leaf_key as leaf_key
 from jinit._summary import summary as summary
 from jinit._tree import (

@@ -1,7 +1,7 @@
 """Tree initializers: ``jinit.rules`` and the layer-aware rule mechanism.
 
 ``rules(*(selector, initializer), default=None, strict=True)`` returns a :class:`Rules`, a
-``(key, tree) -> tree`` callable (DESIGN decision 4). Matching and resolution run in Python on
+``(key, tree) -> tree`` callable. Matching and resolution run in Python on
 paths, shapes and dtypes only, once per call; the values are computed by
 :func:`jinit._engine.init_leaves` from a list of plain :class:`~jinit._engine.LeafTask`, so a
 tree initializer is traceable under ``jax.jit``, ``jax.vmap`` and ``jax.eval_shape``.
@@ -9,12 +9,20 @@ tree initializer is traceable under ``jax.jit``, ``jax.vmap`` and ``jax.eval_sha
 Layer-aware initializers (torch's bias bound depends on the sibling weight's fan-in) are
 objects with ``resolve(ctx: LeafContext) -> initializer``; :func:`contextual` builds one from a
 function. They are resolved during planning, so the engine only ever sees plain initializers.
+
+Stacked leaves (``nn.scan``/``nn.vmap`` layers, see :mod:`jinit._layer_axes`) are planned per
+layer: selectors of layer kinds and layer-aware initializers see one layer's shapes, and the
+resolved initializer is wrapped in :func:`jinit.stacked` over the leaf's layer axes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
+import re
+import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +30,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jinit import _layer_axes
 from jinit import select as _select
+from jinit._combinators import Stacked, layer_axes_tuple
 from jinit._engine import LeafTask, init_leaves
 from jinit._errors import DTypeError, LeafInitError, PathError, RuleError
 from jinit._paths import FlatTree, flatten, is_abstract, is_array_like
@@ -206,6 +216,8 @@ class LeafPlan:
         default or no rule.
       source: a readable account: ``"rule 1 ('.*/kernel')"``, ``"default"``, ``"no rule"``.
       sharding: the sharding the value is created with (``None``: default placement).
+      layer_axes: the leaf's layer axes (``()``: not stacked); ``init`` is then a
+        :func:`jinit.stacked` of the per-layer initializer.
     """
 
     path: str
@@ -215,6 +227,7 @@ class LeafPlan:
     rule: int | None
     source: str
     sharding: Any = None
+    layer_axes: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,8 +238,10 @@ class Rules:
       rules: the rules, in priority order (first match wins).
       default: the initializer of leaves that no rule matches (``None``: keep concrete leaves,
         reject abstract ones).
-      strict: whether a required rule that initializes no leaf raises.
-      mesh, partition: sharding of the created values (see :func:`jinit.rules`).
+      strict: whether a rule (init, partition or layer-axis) that matches no leaf raises.
+      mesh, partition, logical_axis_rules: sharding of the created values (see
+        :func:`jinit.rules`).
+      layer_axis: ``(selector, axes)`` pairs giving the layer axes of stacked leaves.
     """
 
     rules: tuple[Rule, ...]
@@ -234,6 +249,8 @@ class Rules:
     strict: bool = True
     mesh: Mesh | None = None
     partition: tuple[tuple[_select.Predicate, PartitionSpec], ...] = ()
+    layer_axis: tuple[tuple[_select.Predicate, Any], ...] = ()
+    logical_axis_rules: tuple[tuple[str, Any], ...] | None = None
 
     def __call__(self, key: PRNGKey, tree: PyTree, *, progress: bool | None = None) -> PyTree:
         """Initializes ``tree`` (arrays and/or ``jax.ShapeDtypeStruct`` leaves) from ``key``.
@@ -288,9 +305,19 @@ class Rules:
     # -- planning ---------------------------------------------------------------------------
 
     def _plan(self, flat: FlatTree, tree: PyTree) -> list[LeafPlan | None]:
+        infos = _layer_axes.boxes(tree)
+        axes, settled = self._layer_axes(flat, tree, infos)
+        with _layer_axes.planning(tree, axes):
+            plans = self._plan_leaves(flat, tree, axes, infos)
+        _warn_unexplained(flat, plans, axes, settled)
+        return plans
+
+    def _plan_leaves(self, flat: FlatTree, tree: PyTree, axes: Mapping[str, tuple[int, ...]],
+                     infos: Mapping[str, _layer_axes.BoxInfo]) -> list[LeafPlan | None]:
         matchers = [r.selector.prepare(tree) for r in self.rules]
         parts = [(s.prepare(tree), spec) for s, spec in self.partition]
         chosen = [0] * len(self.rules)
+        parts_used = [0] * len(parts)
         plans: list[LeafPlan | None] = [None] * len(flat.leaves)
         uncovered: list[str] = []
         ctx_maps: list[Any] = []  # lazily built (siblings, tree) maps for layer-aware rules
@@ -303,9 +330,13 @@ class Rules:
                     hit = j
                     chosen[j] += 1
                     break
+            part = _first(parts, path, leaf, self.partition)
+            if part is not None:
+                parts_used[part] += 1
             target, source = ((self.rules[hit].init, f"rule {hit} {_short(self.rules[hit])}")
                               if hit is not None else (self.default, "default"))
-            init = self._resolve(target, source, path, leaf, flat, ctx_maps)
+            layer = axes.get(path, ())
+            init = self._resolve(target, source, path, leaf, flat, ctx_maps, axes)
             if init is None or init is keep:
                 if is_abstract(leaf):
                     if target is None:
@@ -316,9 +347,12 @@ class Rules:
                         "(jax.ShapeDtypeStruct): there is no value to keep. Give it an "
                         "initializer.")
                 init, source = None, (source + " (keep)" if target is not None else "no rule")
+            elif layer:
+                init, source = Stacked(init, layer), f"{source}, per layer (axis {_axes_str(layer)})"
             shape, dtype = tuple(leaf.shape), np.dtype(leaf.dtype)
-            plans[i] = LeafPlan(path, shape, dtype, init, hit, source,
-                                self._sharding(path, leaf, parts) if init is not None else None)
+            sharding = None if init is None else self._sharding(
+                path, leaf, parts[part][1] if part is not None else None, infos.get(path))
+            plans[i] = LeafPlan(path, shape, dtype, init, hit, source, sharding, layer)
         if uncovered:
             raise RuleError(
                 f"no rule matches {len(uncovered)} abstract leaf(s) and no default was given: "
@@ -327,33 +361,55 @@ class Rules:
                 "(abstract leaves from jax.eval_shape have no value to keep).")
         _check_unique([p.path for p in plans if p is not None and p.init is not None])
         if self.strict:
-            self._check_used(flat, chosen, matchers)
+            _check_used(flat, [(f"rule {j}", r, r.selector, m, chosen[j])
+                               for j, (r, m) in enumerate(zip(self.rules, matchers, strict=True))
+                               if r.required])
+            _check_used(flat, [(f"partition rule {j}", _Shown(sel, spec), sel, m, parts_used[j])
+                               for j, ((sel, spec), (m, _)) in enumerate(
+                                   zip(self.partition, parts, strict=True))])
         return plans
 
-    def _check_used(self, flat: FlatTree, chosen: list[int], matchers: list[Any]) -> None:
-        for j, rule in enumerate(self.rules):
-            if not rule.required or chosen[j]:
-                continue
-            arrays = [(p, x) for p, x in zip(flat.paths, flat.leaves, strict=True) if is_array_like(x)]
-            matched = sum(_match(matchers[j], p, x, rule) for p, x in arrays)
-            sample = [p for p, _ in arrays]
-            shown = ", ".join(repr(p) for p in sample[:_SAMPLE])
-            more = f" ... ({len(sample)} in all)" if len(sample) > _SAMPLE else ""
-            why = ("matches no leaf" if not matched else
-                   f"matches {matched} leaf(s), but earlier rules take all of them")
-            raise RuleError(
-                f"rule {j} {rule!r} {why} (strict=True).\nPaths of the tree: {shown}{more}.\n"
-                "Fix the selector (strings are regexes fullmatched on these paths), or pass "
-                "strict=False to allow rules that match nothing.")
+    def _layer_axes(self, flat: FlatTree, tree: PyTree,
+                    infos: Mapping[str, _layer_axes.BoxInfo]
+                    ) -> tuple[dict[str, tuple[int, ...]], set[str]]:
+        """``{path: layer axes}`` of stacked leaves, and the paths whose axes are settled
+        (explicit or found from the module), which are never warned about."""
+        explicit = [(sel.prepare(tree), value) for sel, value in self.layer_axis]
+        used = [0] * len(explicit)
+        detected = _layer_axes.detected_axes()
+        out: dict[str, tuple[int, ...]] = {}
+        settled: set[str] = set()
+        for i in flat.array_indices():
+            path, leaf = flat.paths[i], flat.leaves[i]
+            hit = _first(explicit, path, leaf, self.layer_axis)
+            axes = None if hit is None else _explicit_axes(explicit[hit][1], infos.get(path))
+            if hit is not None:
+                used[hit] += 1
+            if axes is not None:
+                settled.add(path)
+            elif path in detected:
+                axes = detected[path]
+                settled.add(path)
+            else:
+                axes = infos[path].layer_axes() if path in infos else ()
+            axes = _normalize_axes(axes, path, leaf)
+            if axes:
+                out[path] = axes
+        _inherit_named_axes(flat, out, settled)
+        if self.strict:
+            _check_used(flat, [(f"layer_axis rule {j}", _Shown(sel, value), sel, m, used[j])
+                               for j, ((sel, value), (m, _)) in enumerate(
+                                   zip(self.layer_axis, explicit, strict=True))])
+        return out, settled
 
     def _resolve(self, target: Any, source: str, path: str, leaf: Any, flat: FlatTree,
-                 ctx_maps: list[Any]) -> Any:
+                 ctx_maps: list[Any], axes: Mapping[str, tuple[int, ...]]) -> Any:
         depth = 0
         while target is not None and target is not keep and hasattr(target, "resolve"):
             if not ctx_maps:
-                ctx_maps.extend(_context_maps(flat))
+                ctx_maps.extend(_context_maps(flat, axes))
             siblings_by_parent, everything = ctx_maps
-            ctx = LeafContext(path, tuple(leaf.shape), np.dtype(leaf.dtype),
+            ctx = LeafContext(path, tuple(everything[path].shape), np.dtype(leaf.dtype),
                               siblings_by_parent[path.rpartition("/")[0]], everything)
             try:
                 target = target.resolve(ctx)
@@ -366,18 +422,197 @@ class Rules:
                 raise RuleError(f"{source}: layer-aware initializers resolve in a cycle.")
         return target
 
-    def _sharding(self, path: str, leaf: Any, parts: list[tuple[Any, PartitionSpec]]) -> Any:
-        for match, spec in parts:
-            if match(path, leaf):
-                sharding = NamedSharding(self.mesh, spec)
-                _check_divisible(path, leaf, sharding)
-                return sharding
+    def _sharding(self, path: str, leaf: Any, spec: PartitionSpec | None,
+                  info: _layer_axes.BoxInfo | None) -> Any:
+        if spec is None and info is not None and self.mesh is not None:
+            spec = _box_spec(path, leaf, info, self.mesh, self.logical_axis_rules)
+        if spec is not None:
+            sharding = NamedSharding(self.mesh, spec)
+            _check_divisible(path, leaf, sharding)
+            return sharding
         own = getattr(leaf, "sharding", None)
         if isinstance(own, NamedSharding):
             return own
         if self.mesh is not None:
             return NamedSharding(self.mesh, PartitionSpec())
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shown:
+    """A ``(selector, value)`` pair shown in errors as the user wrote it."""
+
+    selector: Any
+    value: Any
+
+    def __repr__(self) -> str:
+        sel = self.selector
+        shown = repr(sel.pattern) if isinstance(sel, _select.PathRegex) else repr(sel)
+        return f"({shown}, {self.value!r})"
+
+
+def _first(matchers: Sequence[tuple[Any, Any]], path: str, leaf: Any,
+           shown: Sequence[tuple[Any, Any]]) -> int | None:
+    """Index of the first ``(match, value)`` pair selecting the leaf, or ``None``."""
+    for j, (m, _) in enumerate(matchers):
+        if _match(m, path, leaf, _Shown(*shown[j])):
+            return j
+    return None
+
+
+def _inherit_named_axes(flat: FlatTree, out: dict[str, tuple[int, ...]], settled: set[str]
+                        ) -> None:
+    """Unboxed siblings of leaves with a named layer axis share it (one stacked module).
+
+    ``nn.scan`` stacks every param of the scanned module, but only boxed ones carry names:
+    a bias without ``with_partitioning`` next to a kernel named ``("layers", ...)`` is
+    stacked along the same leading axes when their sizes agree.
+    """
+    by_parent: dict[str, list[tuple[str, Any]]] = {}
+    for i in flat.array_indices():
+        by_parent.setdefault(flat.paths[i].rpartition("/")[0], []).append(
+            (flat.paths[i], flat.leaves[i]))
+    for leaves in by_parent.values():
+        known = {(out[p], tuple(x.shape[a] for a in out[p])) for p, x in leaves if p in out}
+        if len(known) != 1:
+            continue
+        ((axes, sizes),) = known
+        for p, x in leaves:
+            if p not in out and p not in settled and len(x.shape) > max(axes) and tuple(
+                    x.shape[a] for a in axes) == sizes:
+                out[p] = axes
+
+
+def _axes_str(axes: tuple[int, ...]) -> str:
+    return str(axes[0]) if len(axes) == 1 else str(axes)
+
+
+def _explicit_axes(value: Any, info: _layer_axes.BoxInfo | None) -> tuple[int, ...] | None:
+    """The axes a ``layer_axis`` value gives a leaf: ints, ``None`` (not stacked), or axis
+    names looked up in the leaf's partition names (``None`` if it lacks them: then the
+    automatic axes apply, e.g. an unboxed bias shares its boxed kernel's)."""
+    if value is None:
+        return ()
+    names = value if isinstance(value, (tuple, list)) and value and all(
+        isinstance(v, str) for v in value) else (value,) if isinstance(value, str) else None
+    if names is None:
+        return value
+    known = info.names if info is not None else ()
+    if any(n not in known for n in names):
+        return None
+    return tuple(known.index(n) for n in names)
+
+
+def _normalize_axes(axes: Any, path: str, leaf: Any) -> tuple[int, ...]:
+    nd = len(leaf.shape)
+    out = () if axes == () else layer_axes_tuple(axes, f"layer axes of leaf {path!r}")
+    bad = [a for a in out if not -nd <= a < nd]
+    if bad or len({a % nd for a in out}) != len(out):
+        raise RuleError(
+            f"layer axes {axes!r} do not fit leaf {_describe(path, leaf)} ({nd} axes). Give "
+            "the stacked axes of this leaf (e.g. 0 for nn.scan(variable_axes={'params': 0})).")
+    return tuple(sorted(a % nd for a in out))
+
+
+def _box_spec(path: str, leaf: Any, info: _layer_axes.BoxInfo, mesh: Mesh,
+              logical_rules: Any) -> PartitionSpec:
+    """The PartitionSpec of a boxed leaf: its names, through logical axis rules if logical."""
+    names = info.names
+    if info.logical:
+        rules_ = logical_rules if logical_rules is not None else info.rules
+        if rules_ is None:
+            spmd = sys.modules.get("flax.linen.spmd")
+            rules_ = tuple(spmd.get_logical_axis_rules()) if spmd is not None else ()
+        if rules_:
+            from flax.linen import spmd  # noqa: PLC0415  (boxes mean Flax is imported)
+
+            names = tuple(spmd.logical_to_mesh_axes(names, rules_))
+        elif not all(_in_mesh(n, mesh) for n in names):
+            raise RuleError(
+                f"leaf {_describe(path, leaf)} has logical axis names {info.names}, but no "
+                "logical axis rules are given to map them to the mesh axes "
+                f"{tuple(mesh.axis_names)}. Pass logical_axis_rules=[(name, mesh axis or None), "
+                "...] to jinit.rules, or call it inside `with nn.logical_axis_rules(...)`.")
+    names = names + (None,) * (len(leaf.shape) - len(names))
+    for n in names:
+        if not _in_mesh(n, mesh):
+            raise RuleError(
+                f"leaf {_describe(path, leaf)} is partitioned as {tuple(names)}, which names "
+                f"axes the mesh lacks (mesh axes: {tuple(mesh.axis_names)}). Map its names to "
+                "mesh axes with logical_axis_rules=..., or use a mesh with those axes.")
+    return PartitionSpec(*names)
+
+
+def _in_mesh(name: Any, mesh: Mesh) -> bool:
+    parts = () if name is None else (name,) if isinstance(name, str) else tuple(name)
+    return all(p in mesh.axis_names for p in parts)
+
+
+def _check_used(flat: FlatTree, rules_: Sequence[tuple[str, Any, Any, Any, int]]) -> None:
+    """Raises for the first rule ``(label, shown, selector, match, uses)`` that was never used."""
+    for label, shown, selector, match, uses in rules_:
+        if uses:
+            continue
+        arrays = [(p, x) for p, x in zip(flat.paths, flat.leaves, strict=True)
+                  if is_array_like(x)]
+        matched = sum(_match(match, p, x, shown) for p, x in arrays)
+        paths_ = [p for p, _ in arrays]
+        why = ("matches no leaf" if not matched else
+               f"matches {matched} leaf(s), but earlier rules take all of them")
+        close = _close_paths(selector, paths_) if not matched else []
+        hint = f"\nDid you mean {', '.join(map(repr, close))}?" if close else ""
+        more = f" ... ({len(paths_)} in all)" if len(paths_) > _SAMPLE else ""
+        raise RuleError(
+            f"{label} {shown!r} {why} (strict=True).\nPaths of the tree: "
+            f"{', '.join(map(repr, paths_[:_SAMPLE]))}{more}.{hint}\nFix the selector (strings are "
+            "regexes fullmatched on these paths), or pass strict=False to allow rules that "
+            "match nothing.")
+
+
+def _close_paths(selector: Any, paths_: Sequence[str]) -> list[str]:
+    """Paths a regex selector probably meant (a typo such as ``.*/kernal``)."""
+    if not isinstance(selector, _select.PathRegex):
+        return []
+    literal = re.sub(r"\.\*|\.\+|[\\^$()?+*\[\]|]", "", selector.pattern)
+    if not literal:
+        return []
+    n = len(literal)
+
+    def score(path: str) -> float:
+        return max(difflib.SequenceMatcher(None, literal, part).ratio()
+                   for part in (path, path[-n:], path[:n]))
+
+    ranked = sorted(((score(p), p) for p in paths_), key=lambda t: -t[0])
+    return [p for s, p in ranked if s >= 0.75][:5]
+
+
+def _warn_unexplained(flat: FlatTree, plans: Sequence[LeafPlan | None],
+                      axes: Mapping[str, tuple[int, ...]], settled: set[str]) -> None:
+    """Warns about initialized leaves that look stacked but have no layer axis."""
+    shapes = {}
+    for i in flat.array_indices():
+        path, shape = flat.paths[i], tuple(flat.leaves[i].shape)
+        shapes[path] = _layer_axes.per_layer(shape, axes.get(path, ()))
+    suspects = _layer_axes.unexplained(shapes)
+    hits = [p for p in plans if p is not None and p.init is not None and p.path in suspects
+            and p.path not in settled and p.path not in axes]
+    if not hits:
+        return
+    first = hits[0]
+    parts = [p.path.split("/")[:-1] for p in hits]
+    module = "/".join(t[0] for t in itertools.takewhile(
+        lambda t: len(set(t)) == 1, zip(*parts, strict=False)))
+    pattern = f"{re.escape(module)}/.*" if module else re.escape(first.path)
+    shown = ", ".join(f"{p.path!r} {p.shape}" for p in hits[:_SAMPLE])
+    warnings.warn(
+        f"{len(hits)} leaf(s) have more axes than their layer explains ({suspects[first.path]}): "
+        f"{shown}{' ...' if len(hits) > _SAMPLE else ''}. If an axis stacks layers (nn.scan, "
+        "nn.vmap, nnx.vmap), they are initialized per layer only once the axis is known: pass "
+        f"layer_axis=[({pattern!r}, 0)] to jinit.rules (0: the stacked axis), initialize "
+        "through jinit.flax.init(module, ...), which reads nn.scan/nn.vmap's axes, or name the "
+        "axis 'layers' (metadata_params={nn.PARTITION_NAME: 'layers'} on partitioned params). "
+        f"If no axis stacks layers, say so with layer_axis=[({pattern!r}, None)].",
+        _layer_axes.LayerAxisWarning, stacklevel=4)
 
 
 def _check_key(key: Any) -> None:
@@ -423,12 +658,15 @@ def _describe(path: str, leaf: Any) -> str:
     return f"{path!r} (shape={tuple(leaf.shape)}, dtype={np.dtype(leaf.dtype)})"
 
 
-def _context_maps(flat: FlatTree) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def _context_maps(flat: FlatTree, axes: Mapping[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per-layer shapes of every array leaf, by parent and by path (for layer-aware rules)."""
     by_parent: dict[str, dict[str, Any]] = {}
     everything: dict[str, Any] = {}
     for path, leaf in zip(flat.paths, flat.leaves, strict=True):
         if is_array_like(leaf):
-            struct = jax.ShapeDtypeStruct(tuple(leaf.shape), leaf.dtype)
+            shape = _layer_axes.per_layer(tuple(leaf.shape), axes.get(path, ()))
+            struct = jax.ShapeDtypeStruct(shape, leaf.dtype)
             parent, _, name = path.rpartition("/")
             by_parent.setdefault(parent, {})[name] = struct
             everything[path] = struct
@@ -484,14 +722,16 @@ def _as_init(init: Any, where: str) -> Any:
         "jinit.normal(), a layer-aware jinit.contextual(...), or jinit.keep.")
 
 
-def _to_rules(items: Iterable[Any]) -> tuple[tuple[Rule, ...], Any]:
+def _to_rules(items: Iterable[Any]) -> tuple[tuple[Rule, ...], Any, tuple[Any, ...]]:
     out: list[Rule] = []
     inner_default = None
+    inner_axes: list[Any] = []
     for n, item in enumerate(items):
         if isinstance(item, Rules):
             out.extend(dataclasses.replace(r, required=r.required and item.strict)
                        for r in item.rules)
             inner_default = inner_default if inner_default is not None else item.default
+            inner_axes.extend(item.layer_axis)
         elif isinstance(item, Rule):
             out.append(item)
         elif isinstance(item, (tuple, list)) and len(item) == 2:
@@ -504,7 +744,32 @@ def _to_rules(items: Iterable[Any]) -> tuple[tuple[Rule, ...], Any]:
             raise RuleError(
                 f"rule {n} must be a (selector, initializer) pair or a jinit.rules(...) object; "
                 f"got {item!r}.")
-    return tuple(out), inner_default
+    return tuple(out), inner_default, tuple(inner_axes)
+
+
+def _layer_axis_pairs(layer_axis: Any) -> tuple[tuple[_select.Predicate, Any], ...]:
+    """Validates ``layer_axis=``: axes for every leaf, or ``(selector, axes)`` pairs."""
+    if layer_axis is None:
+        return ()
+    if isinstance(layer_axis, (int, str)) or (
+            isinstance(layer_axis, (tuple, list)) and layer_axis
+            and all(isinstance(a, (int, str)) for a in layer_axis)):
+        layer_axis = [(".*", layer_axis)]
+    out = []
+    for n, item in enumerate(layer_axis if isinstance(layer_axis, (tuple, list)) else [None]):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise RuleError(
+                f"layer_axis must be an axis (int), an axis name, or a list of (selector, axis) "
+                f"pairs such as [('ScanBlock_0/.*', 0)]; got layer_axis={layer_axis!r} (item "
+                f"{n}: {item!r}).")
+        sel, axes = item
+        if axes is not None and not (isinstance(axes, str) or (
+                isinstance(axes, (tuple, list)) and all(isinstance(a, str) for a in axes)
+                and axes)):
+            checked = layer_axes_tuple(axes, f"layer_axis rule {n}")
+            axes = checked if isinstance(axes, (tuple, list)) else checked[0]
+        out.append((_select.to_selector(sel), tuple(axes) if isinstance(axes, list) else axes))
+    return tuple(out)
 
 
 def rules(
@@ -513,6 +778,8 @@ def rules(
     strict: bool = True,
     mesh: Mesh | None = None,
     partition: Sequence[tuple[Any, PartitionSpec]] = (),
+    layer_axis: Any = None,
+    logical_axis_rules: Sequence[tuple[str, Any]] | None = None,
 ) -> Rules:
     """Builds a tree initializer from ``(selector, initializer)`` rules: first match wins.
 
@@ -527,6 +794,17 @@ def rules(
     Each leaf's key is ``jinit.leaf_key(key, path)``: it depends on the path only, so adding,
     removing or reordering leaves or rules never changes another leaf's value.
 
+    **Stacked layers** (``nn.scan``, ``nn.vmap``, ``nnx.vmap``: a ``(L, in, out)`` kernel) are
+    initialized per layer: the rules see one layer (layer-aware initializers and layer-kind
+    selectors get per-layer shapes), and the leaf's initializer runs on every slice with
+    :func:`jinit.stacked` (fans of one layer, an independent draw per slice keyed by
+    ``fold_in(leaf_key, layer_index)``). A leaf's layer axes come from ``layer_axis``, else from
+    the module (``jinit.flax.init`` reads ``nn.scan``/``nn.vmap``'s ``variable_axes``), else
+    from Flax partition names (an axis named ``"layers"``, as
+    ``metadata_params={nn.PARTITION_NAME: "layers"}`` names it). A leaf with more axes than
+    its layer explains and no known layer axis triggers a :class:`jinit.LayerAxisWarning`
+    that says what to write.
+
     Leaves that no rule matches get ``default``. Without a default, concrete leaves are
     returned unchanged (the same object) and abstract leaves (``jax.ShapeDtypeStruct``)
     raise :class:`jinit.RuleError`. Non-array leaves (functions, ``None``) are never touched.
@@ -537,7 +815,8 @@ def rules(
       *pairs: ``(selector, initializer)`` rules in priority order, or ``Rules`` objects.
       default: initializer for leaves no rule matches.
       strict: raise :class:`jinit.RuleError` if a rule initializes no leaf (a typo in a
-        pattern, or a rule shadowed by an earlier one).
+        pattern, or a rule shadowed by an earlier one), and likewise for ``partition`` and
+        ``layer_axis`` rules.
       mesh: a ``jax.sharding.Mesh``; every created value is placed on it (replicated unless a
         ``partition`` rule says otherwise).
       partition: ``(selector, PartitionSpec)`` pairs, first match wins, e.g.
@@ -545,7 +824,17 @@ def rules(
         Spec leaves that carry a ``NamedSharding`` keep it unless a partition rule matches.
         With shardings, the values are created in one jitted program with those
         ``out_shardings``: each device materializes only its shard, bit-identical to the
-        unsharded result.
+        unsharded result. Boxed leaves with axis names (``nn.Partitioned``: mesh axes;
+        ``nn.LogicallyPartitioned`` and nnx variables with ``out_sharding``: logical names)
+        are sharded by their names when no partition rule matches them; the boxes are kept.
+      layer_axis: the layer axes of stacked leaves: an int (or tuple, or axis name) for every
+        leaf, or ``(selector, axes)`` pairs, first match wins, e.g.
+        ``[("ScanBlock_0/.*", 0)]``; ``axes`` is an int, a tuple of ints (nested stacks), an
+        axis name of the leaf's partition names (``"layers"``), or ``None`` (not stacked:
+        also silences the warning).
+      logical_axis_rules: ``(logical name, mesh axis or None)`` pairs mapping logical
+        partition names to the mesh (default: the rules of an enclosing
+        ``with nn.logical_axis_rules(...)``, or the box's own).
 
     Returns:
       A :class:`Rules` tree initializer; ``.plan(tree)`` shows each leaf's initializer.
@@ -572,7 +861,15 @@ def rules(
       >>> jax.vmap(lambda k: init(k, spec))(keys)["Dense_0"]["kernel"].shape
       (5, 4, 8)
     """
-    rule_list, inner_default = _to_rules(pairs)
+    rule_list, inner_default, inner_axes = _to_rules(pairs)
+    axis_pairs = _layer_axis_pairs(layer_axis) + inner_axes
+    if logical_axis_rules is not None:
+        try:
+            logical_axis_rules = tuple((str(n), m) for n, m in logical_axis_rules)
+        except (TypeError, ValueError) as e:
+            raise RuleError(
+                "logical_axis_rules must be (logical name, mesh axis or None) pairs, e.g. "
+                f"[('embed', None), ('mlp', 'model')]; got {logical_axis_rules!r}.") from e
     default = _as_init(default if default is not None else inner_default, "default")
     if not isinstance(strict, bool):
         raise RuleError(f"strict must be True or False; got strict={strict!r}.")
@@ -599,7 +896,7 @@ def rules(
                         raise RuleError(
                             f"partition rule ({sel!r}, {spec}) names mesh axis {a!r}, but the "
                             f"mesh has axes {tuple(mesh.axis_names)}.")
-    return Rules(rule_list, default, strict, mesh, tuple(parts))
+    return Rules(rule_list, default, strict, mesh, tuple(parts), axis_pairs, logical_axis_rules)
 
 
 def partition(

@@ -13,6 +13,11 @@
    run once more, in Flax's init mode with the new parameters already in place: Flax then creates
    exactly those other variables, the way ``module.init`` does, and never calls a parameter's
    init function again (it only checks its shape abstractly).
+
+Stacked layers: one more abstract pass (``module.apply`` under ``jax.eval_shape``, with every
+param in a probe box) records the axes that ``nn.scan``/``nn.vmap`` (and the transforms built on
+them, such as ``nn.remat_scan``) slice off each param, whatever their ``variable_axes`` and with
+or without partition metadata. The tree initializer then initializes those params per layer.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from flax.core import meta
+
+from jinit import _layer_axes
 from jinit._errors import RuleError
-from jinit._paths import is_abstract
+from jinit._paths import is_abstract, path_str
 from jinit._typing import PRNGKey, PyTree, TreeInitializer
 
-__all__ = ["init"]
+__all__ = ["init", "layer_axes"]
 
 _PARAMS = "params"
 #: ``module.init``'s default: every collection but ``intermediates``.
@@ -70,6 +78,98 @@ def _scope_fn(module: nn.Module, method: Any) -> Callable[..., Any]:
     return scope_fn
 
 
+class _Log:
+    """Where the probe boxes write the axes the lifted transforms remove (hashed by identity)."""
+
+    def __init__(self) -> None:
+        self.removed: dict[str, list[int]] = {}
+
+
+class _AxisProbe(meta.AxisMetadata):
+    """A param box that records each ``remove_axis`` a lifted transform applies to it."""
+
+    def __init__(self, value: Any, path: str, log: _Log):
+        self.value, self.path, self.log = value, path, log
+
+    def unbox(self) -> Any:
+        return self.value
+
+    def replace_boxed(self, val: Any) -> _AxisProbe:
+        return _AxisProbe(val, self.path, self.log)
+
+    def add_axis(self, index: int, params: dict[Any, Any]) -> _AxisProbe:
+        return self
+
+    def remove_axis(self, index: int, params: dict[Any, Any]) -> _AxisProbe:
+        self.log.removed.setdefault(self.path, []).append(index)
+        return self
+
+
+jax.tree_util.register_pytree_node(
+    _AxisProbe, lambda b: ((b.value,), (b.path, b.log)),
+    lambda aux, children: _AxisProbe(children[0], *aux))
+
+
+def _original_axes(ndim: int, removed: list[int]) -> tuple[int, ...]:
+    """Axes of the full shape, from removals each indexed in the shape left by the previous."""
+    positions, out = list(range(ndim)), []
+    for index in removed:
+        out.append(positions.pop(index))
+    return tuple(sorted(out))
+
+
+def layer_axes(module: nn.Module, variables: Mapping[str, Any], *args: Any,
+               method: Callable[..., Any] | str | None = None,
+               rngs: Mapping[str, PRNGKey] | None = None, **kwargs: Any
+               ) -> dict[str, tuple[int, ...]]:
+    """Finds the layer axes ``nn.scan``/``nn.vmap`` give the module's params (abstractly).
+
+    Runs ``module.apply`` once under ``jax.eval_shape`` with every param in a probe box that
+    records the axes the lifted transforms slice off. Nothing is computed.
+
+    Args:
+      module: a linen module.
+      variables: its variables (arrays or ``jax.ShapeDtypeStruct``), e.g. from
+        ``jax.eval_shape(module.init, ...)``.
+      *args: the module's inputs (``jax.ShapeDtypeStruct`` allowed).
+      method: the method to apply, as in ``module.apply``.
+      rngs: rngs the module needs (dropout, ...).
+      **kwargs: keyword inputs of the module.
+
+    Returns:
+      ``{path: layer axes}`` for every param, ``()`` for params that are not stacked.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, jinit.flax
+      >>> class Block(nn.Module):
+      ...     @nn.compact
+      ...     def __call__(self, x, _):
+      ...         return nn.Dense(8)(x), None
+      >>> model = nn.scan(Block, variable_axes={"params": 0}, split_rngs={"params": True},
+      ...                 length=4)()
+      >>> x = jnp.ones((1, 8))
+      >>> variables = jax.eval_shape(lambda k: model.init(k, x, None), jax.random.key(0))
+      >>> jinit.flax.layer_axes(model, variables, x, None)
+      {'Dense_0/bias': (0,), 'Dense_0/kernel': (0,)}
+    """
+    log = _Log()
+    params = meta.unbox(variables[_PARAMS])
+    probe = jax.tree_util.tree_map_with_path(
+        lambda kp, x: _AxisProbe(x, path_str(kp), log), params)
+    others = {c: meta.unbox(v) for c, v in variables.items() if c != _PARAMS}
+    dyn, merge = _split_arrays((args, kwargs))
+
+    def run(p: Any, values: list[Any], r: Any) -> Any:
+        a, kw = merge(values)
+        return module.apply({**others, _PARAMS: p}, *a, method=method, mutable=True,
+                            rngs=r, **kw)
+
+    jax.eval_shape(run, probe, dyn, dict(rngs or {}))
+    ndims = {path_str(kp): len(x.shape)
+             for kp, x in jax.tree_util.tree_flatten_with_path(params)[0]}
+    return {path: _original_axes(nd, log.removed.get(path, [])) for path, nd in ndims.items()}
+
+
 def init(
     module: nn.Module,
     tree_init: TreeInitializer,
@@ -87,6 +187,11 @@ def init(
     are created by Flax in init mode, with these params in place, as ``module.init`` creates
     them; a module with only ``params`` is not run at all. Works eagerly and under
     ``jax.jit`` (inputs, key and all); boxed params (``nn.with_partitioning``) keep their boxes.
+
+    Params stacked by ``nn.scan``/``nn.vmap`` are initialized per layer: their layer axes are
+    found with :func:`layer_axes` and handed to the tree initializer (a :func:`jinit.rules`
+    object, or any function calling one), so ``jinit.compat.flax.defaults()`` gives a scanned
+    model exactly Flax's per-layer distribution.
 
     Args:
       module: a linen module.
@@ -139,7 +244,12 @@ def init(
             f"{type(module).__name__} created no params (collections: {sorted(shapes)}); there "
             "is nothing for the tree initializer to initialize.")
     try:
-        params = tree_init(rngs[_PARAMS], shapes[_PARAMS])
+        axes = layer_axes(module, shapes, *args, method=method, rngs=rngs, **kwargs)
+    except Exception:  # noqa: BLE001  (no module axes: leaves that look stacked still warn)
+        axes = {}
+    try:
+        with _layer_axes.detected(axes):
+            params = tree_init(rngs[_PARAMS], shapes[_PARAMS])
     except RuleError as e:
         raise RuleError(
             f"{e}\nNote: jinit.flax.init gives the tree initializer the 'params' collection "

@@ -2,7 +2,7 @@
 
 ``jinit.compat.{torch,keras,mxnet,flax}.defaults()`` initialize a Flax parameter tree (linen
 ``params`` or a whole ``variables`` dict, or an ``nnx.State``) the way each framework initializes
-the equivalent layers (reference/initializers.md section 2). Two steps:
+the equivalent layers. Two steps:
 
 1. **Recognition** (:func:`recognize`): from the tree's paths and shapes only, every leaf gets a
    :class:`Layer`: its *kind* (``"kernel"``, ``"bias"``, ``"embedding"``, ``"rnn_hidden_kernel"``,
@@ -47,6 +47,7 @@ from jinit._initializers import (
     variance_scaling,
     zeros,
 )
+from jinit._layer_axes import per_layer, planned_axes
 from jinit._paths import flatten, is_array_like
 from jinit._structural import gate_bias
 from jinit._tree import LeafContext, Rules, rules
@@ -381,7 +382,8 @@ class LayerKind(Predicate):
             "jinit.rules(...) or jinit.paths(tree, selector).")
 
     def prepare(self, tree: Any) -> Callable[[str, Any], bool]:
-        layers = _recognize(_shapes(tree))
+        axes = planned_axes(tree)  # stacked layers are recognized by one layer's shapes
+        layers = _recognize(tuple((p, per_layer(s, axes.get(p, ()))) for p, s in _shapes(tree)))
         return lambda path, leaf: path in layers and layers[path].kind in self.kinds
 
 
