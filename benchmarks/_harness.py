@@ -1,4 +1,4 @@
-"""Timing method shared by every benchmark (reference/performance.md §1).
+"""Timing method shared by every benchmark.
 
 * cases of one table run round-robin (A B C, A B C, ...) after one warm-up call each;
 * a 0.2 s idle gap before each timed call lets the previous case's spinning thread pools

@@ -4,7 +4,7 @@ Init recipe everywhere (the Flax defaults for a GPT-2-like model): ``normal(0.02
 embeddings, ``lecun_normal`` kernels (a truncated normal), zero biases, LayerNorm scale 1 and
 bias 0. torch's "default" case uses torch's own defaults; its "meta + init" case applies
 ``normal_(0.02)``/``zeros_``/``ones_`` after ``to_empty`` (torch's ``trunc_normal_`` is 12x
-slower than ``normal_``, see reference/performance.md).
+slower than ``normal_``).
 """
 
 from __future__ import annotations
