@@ -92,6 +92,7 @@ from jinit._structural import (
 # --- tree initializers (owner: trees) ---------------------------------------------------------
 from jinit import select as select
 from jinit._edit import set as set, update as update
+from jinit._kernel_cache import set_kernel_cache as set_kernel_cache
 from jinit._paths import leaf_key as leaf_key
 from jinit._summary import summary as summary
 from jinit._tree import (

@@ -98,8 +98,8 @@ def _erf_bounds(lower: float, upper: float) -> tuple[np.float32, np.float32]:
     way (a tiny constant program, once per pair of bounds), not at run time.
     """
     sqrt2 = np.array(np.sqrt(2), _F32)
-    a, b = jax.jit(lambda: (lax.erf(np.array(lower, _F32) / sqrt2),
-                            lax.erf(np.array(upper, _F32) / sqrt2)))()
+    a, b = _kernel_cache.compile(jax.jit(lambda: (
+        lax.erf(np.array(lower, _F32) / sqrt2), lax.erf(np.array(upper, _F32) / sqrt2))).lower())()
     return np.asarray(a, _F32)[()], np.asarray(b, _F32)[()]
 
 

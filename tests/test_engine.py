@@ -300,3 +300,26 @@ def test_sharded_kernels_generate_shards_without_collectives():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_out_of_memory_is_a_leaf_init_error_naming_the_leaf():
+    """Host allocation (zeros, chunked samplers) and XLA's RESOURCE_EXHAUSTED, under a 6 GiB cap."""
+    code = textwrap.dedent("""
+        import resource, jax, jinit, numpy as np
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+        for name, ini in [("zeros", jinit.zeros), ("normal", jinit.normal()),
+                          ("flax", jax.nn.initializers.normal())]:
+            spec = {"ok": jax.ShapeDtypeStruct((3,), np.float32),
+                    name: jax.ShapeDtypeStruct((2**31 - 1,), np.float32)}
+            try:
+                jinit.rules((".*", ini))(jax.random.key(0), spec)
+            except jinit.LeafInitError as e:
+                assert e.path == name and "out of memory" in str(e), (name, str(e))
+                assert isinstance(e.__cause__, (MemoryError, jax.errors.JaxRuntimeError)), name
+            else:
+                raise AssertionError(name + ": no error")
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
