@@ -68,10 +68,11 @@ class Cnn:
         return sum(9 * a * b + b for a, b in zip(c, c[1:], strict=False)) + c[-1] * self.classes + self.classes
 
 
+GPT40M = Gpt(d=576, layers=6)
 GPT100M = Gpt()
 GPT400M = Gpt(d=1024, layers=30)
 GPT_QUICK = Gpt(vocab=4096, d=128, layers=2, ctx=128)
-MODELS: dict[str, Any] = {m.name: m for m in (GPT100M, GPT400M, GPT_QUICK, Mlp(), Cnn())}
+MODELS: dict[str, Any] = {m.name: m for m in (GPT40M, GPT100M, GPT400M, GPT_QUICK, Mlp(), Cnn())}
 
 
 # --- Flax linen: the reference definition; its eval_shape is the jinit spec -------------------
