@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick] [--only SECTION ...] [--out FILE]``: run the suite.
 
-Sections: warm (whole-model init), cold (fresh-process time-to-params), rng (samplers and
+Sections: warm (whole-model init), cold (fresh-process time-to-params), profile (where
+warm time goes: the sampler's compute floor, memory passes, cores), rng (samplers and
 orthogonal), scaling (compile vs leaf count), sharded (8 simulated devices), export (per-leaf
 export cost, ``benchmarks/export.py``). ``--quick`` runs warm and cold on the 43M GPT-like tree
 with few rounds (well under 90 s on an idle 2-core machine) and ends with the goal ratios at a
@@ -19,7 +20,7 @@ import os
 import sys
 import time
 
-SECTIONS = ("warm", "cold", "rng", "scaling", "sharded", "export")
+SECTIONS = ("warm", "cold", "profile", "rng", "scaling", "sharded", "export")
 QUICK_SECTIONS = ("warm", "cold")
 
 
