@@ -1,4 +1,4 @@
-"""Timing method shared by every benchmark (reference/performance.md §1).
+"""Timing method shared by every benchmark.
 
 * cases of one table run round-robin (A B C, A B C, ...) after one warm-up call each;
 * a 0.2 s idle gap before each timed call lets the previous case's spinning thread pools
@@ -24,6 +24,27 @@ from typing import Any
 import jax
 
 GAP_S = 0.2
+#: One-line results against the goals, printed together at the end of ``python -m benchmarks``.
+GLANCE: list[str] = []
+
+
+def goal_line(what: str, ratio: float, goal: float, unit: str = "x faster",
+              higher_is_better: bool = True) -> str:
+    """Records and returns ``what: 4.20x faster (goal >= 4x: met)``."""
+    met = ratio >= goal if higher_is_better else ratio <= goal
+    sign = ">=" if higher_is_better else "<="
+    line = f"{what}: {ratio:.2f}{unit} (goal {sign} {goal:g}{unit.split()[0]}: " + (
+        "met)" if met else f"missed by {abs(goal / ratio - 1) * 100:.0f}%)")
+    GLANCE.append(line)
+    return line
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, e.g. ``"0.12 0.30 0.25"``."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def _busy_jiffies() -> float | None:

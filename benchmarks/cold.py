@@ -1,7 +1,8 @@
 """Cold time-to-params: a fresh process per case (trace + compile + first run), paired rounds.
 
 Each case runs in its own interpreter (``python -m benchmarks.cold --oneshot CASE MODEL``)
-with JAX's persistent compilation cache off, except the case that measures it. The child
+with JAX's persistent compilation cache and jinit's kernel cache off, except the case that
+measures jinit's kernel cache (``jinit.set_kernel_cache``, primed by one earlier process). The child
 reports the in-process time from "imports done, spec built" to "parameters ready", its RSS
 before the init and its peak RSS; the parent measures the whole-process wall time. Rounds
 alternate the cases (A B C, A B C) so background load hits them alike.
@@ -25,9 +26,9 @@ from benchmarks import _harness as h
 CASES = ("jinit", "jinit_jit", "jinit_cached", "jax_nn", "linen", "nnx", "torch_default",
          "torch_meta")
 LABELS = {
-    "jinit": "jinit rules (eager: cached per-kind kernels)",
+    "jinit": "jinit rules (eager)",
     "jinit_jit": "jinit rules under jax.jit (one program)",
-    "jinit_cached": "jinit rules, persistent compilation cache warm",
+    "jinit_cached": "jinit rules, jinit kernel cache on and primed",
     "jax_nn": "jax.nn.initializers, hand-written jit",
     "linen": "flax linen jit(model.init)",
     "nnx": "flax nnx eager construction",
@@ -74,12 +75,10 @@ def oneshot(case: str, model_name: str) -> dict:
 def _env(cache_dir: str | None) -> dict:
     env = dict(os.environ)
     for k in list(env):
-        if k.startswith("JAX_COMPILATION_CACHE") or k.startswith("JAX_PERSISTENT_CACHE"):
+        if k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE", "JINIT_KERNEL_CACHE")):
             del env[k]
     if cache_dir:
-        env.update(JAX_COMPILATION_CACHE_DIR=cache_dir,
-                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+        env["JINIT_KERNEL_CACHE_DIR"] = cache_dir
     env["JINIT_PROGRESS"] = "0"
     return env
 
@@ -121,17 +120,28 @@ def run(model: str, rounds: int, cases: tuple[str, ...] = CASES) -> tuple[str, d
                      f"{statistics.median(r['peak'] for r in rs):.0f}", f"{faster:.2f}x"))
     mb = m.nbytes(m.spec(m.MODELS[model])) / 2**20
     title = (f"**Cold time-to-params, {model}** ({mb:.0f} MiB of params; fresh process per "
-             f"case, median of {rounds} paired rounds; persistent cache off unless stated)")
+             f"case, median of {rounds} paired rounds; compilation caches off unless stated; "
+             f"load average {h.load_average()})")
+    if model.startswith("gpt") and "linen" in results:
+        vs_linen = statistics.median(
+            b["ttp"] / a["ttp"] for a, b in zip(ours, results["linen"], strict=False))
+        h.goal_line(f"cold {model}, jinit vs Flax linen jit(model.init)", vs_linen, 4)
+        growth = statistics.median(r["peak"] - r["rss0"] for r in ours) / mb
+        h.goal_line(f"cold {model}, jinit peak RSS growth / param bytes", growth, 1.2,
+                    unit="x", higher_is_better=False)
     table = h.md_table(("case", "time-to-params s (min-max)", "whole process s",
                         "RSS growth MiB", "peak RSS MiB", "jinit faster by"), rows)
     return f"{title}\n\n{table}", med
 
 
 def main(quick: bool = False) -> list[str]:
-    plan = [("mlp", 1, ("jinit", "linen"))] if quick else [("gpt110m", 3, CASES), ("gpt412m", 1, ("jinit", "jinit_cached",
-                                                            "jax_nn", "linen",
-                                                            "torch_default")),
-                     ("mlp", 3, CASES)]
+    from benchmarks import models as m
+
+    gpt40, gpt100, gpt400 = m.GPT40M.name, m.GPT100M.name, m.GPT400M.name
+    plan = [(gpt40, 2, ("jinit", "linen"))] if quick else [
+        (gpt40, 3, CASES), (gpt100, 3, CASES),
+        (gpt400, 1, ("jinit", "jinit_cached", "jax_nn", "linen", "torch_default")),
+        ("mlp", 3, CASES)]
     out = []
     for model, rounds, cases in plan:
         text, _ = run(model, rounds, cases)

@@ -1,8 +1,8 @@
 """Export cost per leaf: jinit.interop move/share/copy vs raw DLPack and the naive numpy route.
 
 Run: ``python -m benchmarks.export [--quick]``. Prints two tables; ``rows(quick)`` returns the
-measurements as dicts for other tools (``make bench``). Claims checked here (issue 4,
-Performance; reference/performance.md B8): move/share cost per leaf is constant in the leaf size
+measurements as dicts for other tools (``make bench``). Claims checked here: move/share cost
+per leaf is constant in the leaf size
 and copies zero bytes, and is compared with the raw ``from_dlpack(x.__dlpack__())`` call of the
 same framework measured in the same run; copy mode is compared with
 ``torch.tensor(np.asarray(x))``.

@@ -4,7 +4,7 @@ Init recipe everywhere (the Flax defaults for a GPT-2-like model): ``normal(0.02
 embeddings, ``lecun_normal`` kernels (a truncated normal), zero biases, LayerNorm scale 1 and
 bias 0. torch's "default" case uses torch's own defaults; its "meta + init" case applies
 ``normal_(0.02)``/``zeros_``/``ones_`` after ``to_empty`` (torch's ``trunc_normal_`` is 12x
-slower than ``normal_``, see reference/performance.md).
+slower than ``normal_``).
 """
 
 from __future__ import annotations
@@ -68,10 +68,11 @@ class Cnn:
         return sum(9 * a * b + b for a, b in zip(c, c[1:], strict=False)) + c[-1] * self.classes + self.classes
 
 
+GPT40M = Gpt(d=576, layers=6)
 GPT100M = Gpt()
 GPT400M = Gpt(d=1024, layers=30)
 GPT_QUICK = Gpt(vocab=4096, d=128, layers=2, ctx=128)
-MODELS: dict[str, Any] = {m.name: m for m in (GPT100M, GPT400M, GPT_QUICK, Mlp(), Cnn())}
+MODELS: dict[str, Any] = {m.name: m for m in (GPT40M, GPT100M, GPT400M, GPT_QUICK, Mlp(), Cnn())}
 
 
 # --- Flax linen: the reference definition; its eval_shape is the jinit spec -------------------

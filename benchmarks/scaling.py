@@ -60,7 +60,7 @@ def measure(n: int, whole_tree_max: int = WHOLE_TREE_MAX) -> dict[str, float]:
 def main(quick: bool = False) -> list[str]:
     sizes = (50, 150) if quick else (100, 300, 1000)
     results = {n: measure(n, 0 if quick else WHOLE_TREE_MAX) for n in sizes}
-    labels = {"jinit": "jinit rules, eager (cached per-kind kernels)",
+    labels = {"jinit": "jinit rules, eager",
               "jinit_jit": "jinit rules under jax.jit (one program)",
               "jax_nn": "jax.nn.initializers, whole-tree jit",
               "eval_shape": "jax.eval_shape(jinit rules) (shape only)"}

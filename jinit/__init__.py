@@ -95,6 +95,7 @@ from jinit._structural import (
 # --- tree initializers (owner: trees) ---------------------------------------------------------
 from jinit import select as select
 from jinit._edit import set as set, update as update
+from jinit._kernel_cache import set_kernel_cache as set_kernel_cache
 from jinit._layer_axes import (
     LAYER_AXIS_NAMES as LAYER_AXIS_NAMES,
     LayerAxisWarning as LayerAxisWarning,

@@ -1,25 +1,27 @@
 """Executes leaf initializers: the single place where the compilation strategy is decided.
 
 Tree initializers resolve their rules into a list of :class:`LeafTask` and call
-:func:`init_leaves`. Values are the contract (DESIGN decision 11): for a given root key,
-every strategy returns arrays bit-identical to ``task.init(leaf_key(key, task.key_source),
-task.shape, task.dtype)``, eagerly, under ``jax.jit``, ``jax.vmap`` and with shardings.
+:func:`init_leaves`. Values are the contract: for a given root key, every strategy returns
+arrays bit-identical to ``task.init(leaf_key(key, task.key_source), task.shape, task.dtype)``
+under ``jax.jit``, eagerly, under ``jax.vmap`` and with shardings.
 
 Strategy:
 
 * **Under a trace** (the key is a tracer: ``jit``/``vmap``/``eval_shape``) every leaf is traced
   inline into the caller's program.
-* **Eagerly**, each distinct ``(initializer, shape, dtype, sharding)`` gets one compiled
-  kernel ``(root_key, path_digest) -> leaf`` that derives the leaf key itself and is reused by
-  every leaf of that kind, in this call and later ones. The number of XLA compilations is the
-  number of distinct kinds, independent of the leaf count (a GPT-2 tree of 148 leaves has
-  10). (Compiling them from threads was measured: XLA's CPU compiler gains nothing.) A kernel
-  with a sharding writes each shard on its own device and contains no collectives (the fused Threefry
-  generator of :mod:`jinit._random` is partitionable). Initializers that cannot be hashed
-  (rare: jinit initializers are frozen dataclasses, and plain functions hash by identity) run
-  together in one jitted program.
-
-With JAX's persistent compilation cache the kernels also survive the process::
+* **Eagerly, without a sharding, on CPU**, leaves that are zeros, ones or one of the standard
+  samplers (``normal``, ``truncated_normal``, ``uniform``, ``variance_scaling`` and its
+  presets) are filled without a per-shape kernel (:mod:`jinit._chunked`): constants in host
+  memory, samples in flat chunks by one kernel per ``(sampler family, chunk size, dtype)``.
+  The leaf keys are derived on the host. A process compiles a handful of small kernels
+  whatever the tree, and :func:`jinit.set_kernel_cache` keeps them on disk for the next one.
+* **Every other leaf** (orthogonal, custom initializers, sharded leaves, other backends) gets
+  one compiled kernel ``(root_key, path_digest) -> leaf`` per distinct ``(initializer, shape,
+  dtype, sharding)``, reused by every leaf of that kind in this call and later ones. A kernel
+  with a sharding writes each shard on its own device and contains no collectives (the fused
+  Threefry generator of :mod:`jinit._random` is partitionable). Initializers that cannot be
+  hashed run together in one jitted program. These kernels survive the process with JAX's
+  persistent compilation cache::
 
     jax.config.update("jax_compilation_cache_dir", "~/.cache/jax")
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
@@ -28,17 +30,19 @@ With JAX's persistent compilation cache the kernels also survive the process::
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import math
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from jinit import _progress
+from jinit import _chunked, _progress, _random, _threefry
+from jinit._errors import LeafInitError
 from jinit._paths import path_digest
 from jinit._typing import PRNGKey
 
@@ -138,15 +142,18 @@ def _kernel(kind: Hashable) -> tuple[Callable, bool]:
 
 
 def clear_cache() -> None:
-    """Drops every cached kernel (the persistent compilation cache, if any, is kept)."""
+    """Drops every cached kernel, per-shape and chunk (on-disk caches are kept)."""
     with _lock:
         _cache.clear()
+    _chunked.clear()
 
 
 def cache_info() -> dict[str, int]:
-    """``{"cached": kernels in the cache, "created": kernels created in this process}``."""
+    """``{"cached": per-shape kernels in the cache, "created": per-shape kernels created in
+    this process, "chunk": compiled chunk kernels}``."""
     with _lock:
-        return {"cached": len(_cache), "created": _stats["kernels"]}
+        return {"cached": len(_cache), "created": _stats["kernels"],
+                "chunk": _chunked.kernel_count()}
 
 
 def _run_unhashable(key: PRNGKey, tasks: Sequence[LeafTask]) -> list[jax.Array]:
@@ -160,13 +167,53 @@ def _nbytes(task: LeafTask) -> int:
     return math.prod(task.shape) * np.dtype(task.dtype).itemsize
 
 
+def _host_leaf_keys(key: PRNGKey, tasks: Sequence[LeafTask]) -> np.ndarray | None:
+    """``uint32[n, 2]`` key data of every task's leaf key, computed on the host, or ``None``.
+
+    ``None`` when the fused generator does not apply (another PRNG implementation,
+    ``jax_threefry_partitionable=False``, the fast path switched off, not a CPU backend).
+    """
+    if not _random._wanted() or jax.default_backend() != "cpu":
+        return None
+    data = _random._key_data(key)
+    if data is None:
+        return None
+    digests = np.array([path_digest(t.key_source) for t in tasks], np.uint32).reshape(-1, 2)
+    keys = _threefry.fold_in_host(np.asarray(data), digests[:, 0])
+    return _threefry.fold_in_host(keys, digests[:, 1])
+
+
+@contextlib.contextmanager
+def _leaf_errors(task: LeafTask) -> Iterator[None]:
+    """Out-of-memory while making ``task``'s leaf -> :class:`LeafInitError` naming its path."""
+    try:
+        yield
+    except MemoryError as e:
+        raise _out_of_memory(task, e) from e
+    except jax.errors.JaxRuntimeError as e:
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        raise _out_of_memory(task, e) from e
+
+
+def _out_of_memory(task: LeafTask, error: BaseException) -> LeafInitError:
+    return LeafInitError(
+        f"out of memory while initializing leaf {task.path!r} (shape={tuple(task.shape)}, "
+        f"dtype={np.dtype(task.dtype)}, {_nbytes(task) / 2**20:,.1f} MiB) with {task.init!r}: "
+        f"{type(error).__name__}: {str(error)[:300]}. Free memory, initialize the tree in "
+        "parts (jinit.rules on sub-trees), or shard it across devices (mesh=, partition=).",
+        path=task.path)
+
+
 def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
                 progress: bool | None = None) -> list[jax.Array]:
     """Returns the value of every task, in order.
 
     Inside a trace (the key is a tracer under ``jit``/``vmap``/``eval_shape``) the leaves are
-    traced inline. Eagerly, each distinct ``(init, shape, dtype, sharding)`` runs one cached
-    jitted kernel (see the module docstring); with a sharding, each device materializes only its shard.
+    traced inline. Eagerly, constants and the standard samplers are filled without a per-shape
+    kernel (:mod:`jinit._chunked`), and every other leaf runs one cached jitted kernel per
+    ``(init, shape, dtype, sharding)`` (see the module docstring); with a sharding, each device
+    materializes only its shard.
 
     Args:
       key: the root PRNG key (typed or raw ``uint32[2]``).
@@ -177,26 +224,68 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
     Returns:
       One array per task, bit-identical to ``task.init(leaf_key(key, task.key_source), task.shape,
       task.dtype)``.
+
+    Raises:
+      LeafInitError: when memory runs out while making a leaf (names its path).
     """
     tasks = list(tasks)
     if isinstance(key, jax.core.Tracer):
         return [_run_inline(key, t) for t in tasks]
-    kinds = [_kind(t) for t in tasks]
     results: list[Any] = [None] * len(tasks)
-    odd = [i for i, k in enumerate(kinds) if k is None]
+    host_keys = _host_leaf_keys(key, tasks)
+    recipes = [None if host_keys is None or t.sharding is not None
+               else _chunked.recipe(t.init, t.shape, t.dtype) for t in tasks]
+    kinds = [_kind(t) if r is None else None for t, r in zip(tasks, recipes, strict=True)]
+    odd = [i for i, (k, r) in enumerate(zip(kinds, recipes, strict=True))
+           if k is None and r is None]
     if odd:
-        for i, v in zip(odd, _run_unhashable(key, [tasks[i] for i in odd]), strict=False):
+        for i, v in zip(odd, _run_unhashable(key, [tasks[i] for i in odd]), strict=True):
             results[i] = v
-    todo = [i for i, k in enumerate(kinds) if k is not None]
-    if not todo:
-        return results
-    with _progress.bar(sum(_nbytes(tasks[i]) for i in todo), len(todo), progress) as bar:
-        for i in todo:
-            results[i] = _kernel(kinds[i])[0](key, _digest(tasks[i].key_source))
-            bar.advance(_nbytes(tasks[i]), results[i])
+    total = sum(_nbytes(t) for i, t in enumerate(tasks) if i not in set(odd))
+    with _progress.bar(total, len(tasks) - len(odd), progress) as bar:
+        kernel_leaves = [i for i, k in enumerate(kinds) if k is not None]
+        for i in kernel_leaves:  # dispatched first: they run while the chunks are filled
+            with _leaf_errors(tasks[i]):
+                results[i] = _kernel(kinds[i])[0](key, _digest(tasks[i].key_source))
+        draws = []
+        for i, r in enumerate(recipes):
+            if isinstance(r, _chunked.Fill):
+                with _leaf_errors(tasks[i]):
+                    results[i] = _chunked.fill(r.value, tasks[i].shape)
+                bar.advance(_nbytes(tasks[i]))
+            elif r is not None:
+                draws.append(i)
+
+        def done(j: int, leaf: jax.Array) -> None:
+            results[draws[j]] = leaf
+            bar.advance(_nbytes(tasks[draws[j]]))
+
+        jobs = [(host_keys[i], recipes[i], tasks[i].shape, np.dtype(tasks[i].dtype))
+                for i in draws]
+        _chunked.draw_leaves(jobs, done, lambda j: _leaf_errors(tasks[draws[j]]))
+        for i in kernel_leaves:
+            with _leaf_errors(tasks[i]):
+                jax.block_until_ready(results[i])
+            bar.advance(_nbytes(tasks[i]))
     return results
 
 
 def kernel_count(tasks: Sequence[LeafTask]) -> int:
-    """How many distinct kernels ``tasks`` need: one per ``(init, shape, dtype, sharding)``."""
-    return len({k for k in map(_kind, tasks) if k is not None})
+    """How many kernels an eager call with ``tasks`` compiles in a fresh process.
+
+    One per distinct ``(init, shape, dtype, sharding)`` among the leaves that need a per-shape
+    kernel, plus one per ``(sampler family, chunk size, dtype)`` used by the others; zeros and
+    ones need none. The count does not grow with the number of leaves, nor (for the standard
+    samplers) with the number of distinct shapes.
+    """
+    fast = _random._wanted() and jax.default_backend() == "cpu"
+    chunk, kinds = set(), set()
+    for t in tasks:
+        r = _chunked.recipe(t.init, t.shape, t.dtype) if fast and t.sharding is None else None
+        if isinstance(r, _chunked.Draw):
+            dtype = np.dtype(t.dtype)
+            chunk.update((r.family, size, dtype) for size, _, _ in _chunked.chunks(
+                math.prod(t.shape)))
+        elif r is None and (k := _kind(t)) is not None:
+            kinds.add(k)
+    return len(chunk) + len(kinds)

@@ -14,6 +14,7 @@ shard-locally by the SPMD partitioner with no collectives.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import numpy as np
@@ -25,15 +26,17 @@ _PARITY = np.uint32(0x1BD11BDA)
 MAX_SIZE = 2**32
 
 
-def _rotl(x: jax.Array, d: int) -> jax.Array:
-    return lax.shift_left(x, np.uint32(d)) | lax.shift_right_logical(x, np.uint32(32 - d))
+def _rotl(x: Any, d: int) -> Any:
+    return (x << np.uint32(d)) | (x >> np.uint32(32 - d))
 
 
-def hash_2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array):
+def hash_2x32(k1: Any, k2: Any, x1: Any, x2: Any):
     """The Threefry-2x32 block function (20 rounds), unrolled.
 
     Same operations as JAX's ``_threefry2x32_lowering(use_rolled_loops=False)``. ``k1``/``k2``
-    are scalars (or broadcastable) ``uint32``; ``x1``/``x2`` are ``uint32`` arrays.
+    are scalars (or broadcastable) ``uint32``; ``x1``/``x2`` are ``uint32`` arrays, either
+    ``jax.Array`` (traced into a kernel) or NumPy arrays (computed on the host, wrapping
+    modulo 2**32 like the device code).
     """
     ks = (k1, k2, k1 ^ k2 ^ _PARITY)
     x1 = x1 + ks[0]
@@ -81,3 +84,35 @@ def random_bits(key_data: jax.Array, bit_width: int, shape: tuple[int, ...]) -> 
     if bit_width == 32:
         return b1 ^ b2
     return (b1 ^ b2).astype(np.dtype(f"uint{bit_width}"))
+
+
+def flat_bits(key_data: jax.Array, offset: jax.Array, size: int) -> jax.Array:
+    """32-bit random bits of the flat indices ``offset, ..., offset + size - 1``.
+
+    Element ``j`` equals element ``offset + j`` of the row-major flattening of
+    :func:`random_bits` ``(key_data, 32, shape)`` for any shape with more than ``offset + j``
+    elements (the partitionable scheme hashes each element's flat index alone), so a leaf can
+    be generated in chunks by one kernel of a fixed ``size`` with a run-time ``offset``. Callers
+    keep ``offset + j < 2**32`` for the elements they use.
+    """
+    lo = lax.iota(np.uint32, size) + offset
+    b1, b2 = hash_2x32(key_data[0], key_data[1], lax.full((size,), 0, np.uint32), lo)
+    return b1 ^ b2
+
+
+def fold_in_host(key_data: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """``jax.random.fold_in`` of threefry key data, for many ``uint32`` data at once, in NumPy.
+
+    Args:
+      key_data: ``uint32[2]`` (one key) or ``uint32[n, 2]`` (one key per datum).
+      data: ``uint32[n]``.
+
+    Returns:
+      ``uint32[n, 2]``: the key data of ``fold_in(key, d)`` for each ``d`` (JAX hashes the
+      count ``[0, d]`` with the key).
+    """
+    key_data = np.asarray(key_data, np.uint32)
+    data = np.asarray(data, np.uint32).reshape(-1)
+    k1, k2 = (key_data[..., 0], key_data[..., 1])
+    y1, y2 = hash_2x32(k1, k2, np.zeros_like(data), data)
+    return np.stack([y1, y2], axis=-1)

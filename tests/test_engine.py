@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import jinit
-from jinit import _engine, _progress
+from jinit import _chunked, _engine, _progress
 from jinit._engine import LeafTask, init_leaves
 from jinit._paths import leaf_key
 
@@ -91,28 +92,148 @@ def test_eager_jit_vmap_agree():
     assert [s.shape for s in shapes] == [t.shape for t in MIXED]
 
 
-def test_compiles_once_per_kind_independent_of_leaf_count():
-    _engine.clear_cache()
+FLAX_LECUN = jax.nn.initializers.lecun_normal()
+FLAX_NORMAL = jax.nn.initializers.normal(0.5)
+
+
+def kernel_tasks(n_blocks: int, prefix: str = "") -> list[LeafTask]:
+    """Leaves that need per-shape kernels: 3 distinct kinds, repeated ``n_blocks`` times."""
+    out = []
+    for i in range(n_blocks):
+        p = f"{prefix}h/{i}/"
+        out += [LeafTask(p + "kernel", FLAX_LECUN, (16, 24), jnp.float32),
+                LeafTask(p + "rec", jinit.orthogonal(), (24, 24), jnp.float32),
+                LeafTask(p + "scale", FLAX_NORMAL, (24,), jnp.float32)]
+    return out
+
+
+def test_per_shape_kernels_compile_once_per_kind_independent_of_leaf_count():
     key = jax.random.key(2)
     counts = []
     for n_blocks in (2, 12):
         _engine.clear_cache()
         before = _LOWERINGS[0]
-        init_leaves(key, tasks_for(n_blocks))
+        init_leaves(key, kernel_tasks(n_blocks))
         counts.append(_LOWERINGS[0] - before)
-    kinds = _engine.kernel_count(tasks_for(12))
+    kinds = _engine.kernel_count(kernel_tasks(12))
     assert kinds == 3
     assert counts == [kinds, kinds]
     before = _LOWERINGS[0]  # a second call, other paths: nothing new is compiled
-    init_leaves(key, tasks_for(5, prefix="other/"))
+    init_leaves(key, kernel_tasks(5, prefix="other/"))
     assert _LOWERINGS[0] == before
     assert _engine.cache_info()["cached"] == 3
+
+
+def distinct_shapes(n: int, start: int) -> list[LeafTask]:
+    """``n`` leaves of distinct shapes and the standard samplers: no two share a shape."""
+    inits = [jinit.lecun_normal(), jinit.normal(0.02), jinit.he_uniform(), jinit.zeros,
+             jinit.ones, jinit.truncated_normal(0.1)]
+    return [LeafTask(f"s{start + i}", inits[i % len(inits)], (start + i, 3), jnp.float32)
+            for i in range(n)]
+
+
+def test_compiles_do_not_grow_with_distinct_shapes():
+    _engine.clear_cache()
+    key = jax.random.key(4)
+    before = _LOWERINGS[0]
+    init_leaves(key, distinct_shapes(30, 5))
+    first = _LOWERINGS[0] - before
+    # small chunk kernels of three families; truncated bounds (2) are one tiny constant program
+    assert first <= 3 + 2, first
+    assert _engine.kernel_count(distinct_shapes(30, 5)) == 3
+    before = _LOWERINGS[0]
+    init_leaves(key, distinct_shapes(40, 100))
+    assert _LOWERINGS[0] == before
+    assert _engine.cache_info()["cached"] == 0
+
+
+def test_zeros_and_ones_compile_nothing():
+    _engine.clear_cache()
+    tasks = [LeafTask(f"c{i}", init, (i + 1, 7), dt)
+             for i, (init, dt) in enumerate([(jinit.zeros, jnp.float32), (jinit.ones, jnp.bfloat16),
+                                             (jinit.zeros, jnp.int32), (jinit.ones, jnp.bool_),
+                                             (jinit.constant(-0.0), jnp.float32)])]
+    before = _LOWERINGS[0]
+    out = init_leaves(jax.random.key(0), tasks)
+    assert _LOWERINGS[0] == before
+    assert same_bits(out, reference(jax.random.key(0), tasks))
+    assert _engine.kernel_count(tasks) == 0
+
+
+B, S = _chunked.BIG, _chunked.SMALL
+BOUNDARY_SHAPES = [(), (0,), (1,), (7,), (S - 1,), (S,), (S + 1,), (B // 2,), (B // 2 + 1,),
+                   (B - 1,), (B,), (B + 1,), (2 * B + S + 3,), (5, 0, 3), (3, 5, 7)]
+SAMPLERS = [jinit.normal(0.02), jinit.truncated_normal(0.3, lower=-1.5, upper=1.0),
+            jinit.uniform(0.7)]
+
+
+@pytest.mark.parametrize(("key", "dtype"), [
+    (jax.random.key(3), jnp.float32), (jax.random.PRNGKey(5), jnp.float32),
+    (jax.random.key(6), jnp.bfloat16), (jax.random.PRNGKey(7), jnp.float16)],
+    ids=["typed-f32", "raw-f32", "typed-bf16", "raw-f16"])
+@pytest.mark.parametrize("init", SAMPLERS, ids=["normal", "truncated", "uniform"])
+def test_chunked_leaves_bit_identical_at_boundaries(init, key, dtype):
+    """Every size around the chunk boundaries equals the reference, flat index by flat index.
+
+    The leaves share one key (``key_path``), so each is a prefix of one reference leaf of the
+    largest size: a value depends only on the key and the flat index.
+    """
+    tasks = [LeafTask(f"n{j}", init, shape, dtype, key_path="w")
+             for j, shape in enumerate(BOUNDARY_SHAPES)]
+    assert all(_chunked.recipe(t.init, t.shape, t.dtype) is not None for t in tasks)
+    n = max(math.prod(s) for s in BOUNDARY_SHAPES)
+    full = np.asarray(reference(key, [LeafTask("w", init, (n,), dtype)])[0])
+    for t, x in zip(tasks, init_leaves(key, tasks), strict=True):
+        x = np.asarray(x)
+        assert x.shape == t.shape and x.dtype == full.dtype
+        assert x.reshape(-1).tobytes() == full[:x.size].tobytes(), t.shape
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_chunked_variance_scaling_bit_identical(dtype):
+    inits = [jinit.lecun_normal(), jinit.he_uniform(in_axis=0, out_axis=-1),
+             jinit.variance_scaling(0.5, "fan_avg", "normal"),
+             jinit.variance_scaling(3.0, "fan_geo_avg", "uniform")]
+    shapes = [(B // 8 + 3, 9), (3, 3, 5, 7)]
+    tasks = [LeafTask(f"v{i}/{j}", init, shape, dtype)
+             for i, init in enumerate(inits) for j, shape in enumerate(shapes)]
+    assert all(_chunked.recipe(t.init, t.shape, t.dtype) is not None for t in tasks)
+    assert same_bits(init_leaves(jax.random.key(9), tasks), reference(jax.random.key(9), tasks))
+
+
+def test_leaves_are_aligned_host_memory_without_copies():
+    """A chunked leaf is its own 64-byte-aligned buffer (no copy into XLA)."""
+    out = init_leaves(jax.random.key(0), distinct_shapes(6, 1000))
+    for x in out:
+        assert x.unsafe_buffer_pointer() % _chunked.ALIGN == 0
+        assert np.asarray(x).ctypes.data == x.unsafe_buffer_pointer()
+
+
+def test_memory_does_not_grow_with_distinct_shapes():
+    """Distinct random-leaf shapes used to keep a compiled kernel each alive (~190 KB)."""
+    import gc
+
+    def rss() -> int:
+        gc.collect()
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+    key = jax.random.key(1)
+    for x in init_leaves(key, distinct_shapes(60, 2000)):
+        del x
+    before = rss()
+    for start in range(3000, 3600, 60):
+        out = init_leaves(key, distinct_shapes(60, start))
+        del out
+    grown_kb = rss() - before
+    assert grown_kb < 600 * 40, f"RSS grew {grown_kb} KB over 600 distinct shapes"
+    assert _engine.cache_info()["cached"] == 0
 
 
 def test_cache_is_bounded(monkeypatch):
     monkeypatch.setattr(_engine, "CACHE_SIZE", 2)
     _engine.clear_cache()
-    init_leaves(jax.random.key(0), tasks_for(1))
+    init_leaves(jax.random.key(0), kernel_tasks(1))
     assert _engine.cache_info()["cached"] == 2
 
 
@@ -178,4 +299,27 @@ def test_sharded_kernels_generate_shards_without_collectives():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_out_of_memory_is_a_leaf_init_error_naming_the_leaf():
+    """Host allocation (zeros, chunked samplers) and XLA's RESOURCE_EXHAUSTED, under a 6 GiB cap."""
+    code = textwrap.dedent("""
+        import resource, jax, jinit, numpy as np
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+        for name, ini in [("zeros", jinit.zeros), ("normal", jinit.normal()),
+                          ("flax", jax.nn.initializers.normal())]:
+            spec = {"ok": jax.ShapeDtypeStruct((3,), np.float32),
+                    name: jax.ShapeDtypeStruct((2**31 - 1,), np.float32)}
+            try:
+                jinit.rules((".*", ini))(jax.random.key(0), spec)
+            except jinit.LeafInitError as e:
+                assert e.path == name and "out of memory" in str(e), (name, str(e))
+                assert isinstance(e.__cause__, (MemoryError, jax.errors.JaxRuntimeError)), name
+            else:
+                raise AssertionError(name + ": no error")
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Sharded tree init (DESIGN decision 7) on 8 simulated CPU devices, in a subprocess.
+"""Sharded tree init on 8 simulated CPU devices, in a subprocess.
 
 The worker (tests/_sharded_worker.py) initializes a small transformer-like tree (embeddings,
 fused qkv, attention out, MLP, layer norms, head; with and without orthogonal leaves) on a

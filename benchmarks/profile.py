@@ -1,0 +1,131 @@
+"""Where warm init time goes: the sampler's compute floor, memory passes, cores, per leaf.
+
+For the GPT-like tree it measures, in one run (round-robin, medians):
+
+* the compute floor of each chunk kernel: one kernel of each family computing chunks back to
+  back into the same buffer size, results dropped (no host copy, no fresh leaf memory), in
+  GB/s of float32 output; ``bits`` is the Threefry hash alone (its floor);
+* the memory passes: a host ``memset`` of the tree's bytes into fresh buffers, and the copy
+  of finished chunks into leaf buffers;
+* the whole tree through jinit, and the sum of its leaves' element counts divided by each
+  family's floor: the time the tree would take at the kernel's speed, so the distance of the
+  real tree to the limit is one number;
+* the cores: process CPU seconds per wall second during the tree's init.
+
+Run: ``python -m benchmarks.profile [--model gpt43m]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from benchmarks import _harness as h
+from benchmarks import models as m
+from jinit import _chunked, _threefry
+from jinit._engine import LeafTask
+
+
+def _bits_kernel(size: int) -> Callable:
+    return jax.jit(lambda ko: _threefry.flat_bits(ko, ko[2], size))
+
+
+def floors(total: int) -> dict[str, Callable[[], Any]]:
+    """Chunk kernels producing ``total`` elements back to back, per family (and bits alone)."""
+    size = _chunked.BIG
+    n = max(1, total // size)
+    keys = [np.array([1, 2, i * size], np.uint32) for i in range(n)]
+    f32 = np.dtype(np.float32)
+    params = {"uniform": np.array([-1, 1, 0, 0, 0.5], np.float32),
+              "normal": np.array([0, 0, 0, 0, 0.02], np.float32),
+              "truncated_normal": np.array([-0.9545, 0.9545, -2, 2, 0.05], np.float32)}
+    out: dict[str, Callable[[], Any]] = {}
+    bits = _bits_kernel(size)
+    out["bits (Threefry hash alone)"] = lambda: [bits(k) for k in keys]
+    for family, p in params.items():
+        kern = _chunked.kernel(family, size, f32)
+        out[family] = lambda kern=kern, p=p: [kern(k, p) for k in keys]
+    return out
+
+
+def tree_parts(model: Any) -> tuple[list[LeafTask], dict[str, int]]:
+    """The jinit tasks of ``model`` and the element count per sampler family."""
+    spec = m.spec(model)
+    plan = m.jinit_init().plan(spec)
+    tasks = [LeafTask(p.path, p.init, p.shape, p.dtype) for p in plan.values()]
+    per_family: dict[str, int] = {}
+    for t in tasks:
+        r = _chunked.recipe(t.init, t.shape, t.dtype)
+        name = r.family if isinstance(r, _chunked.Draw) else "fill"
+        per_family[name] = per_family.get(name, 0) + math.prod(t.shape)
+    return tasks, per_family
+
+
+def run(model: Any, rounds: int = 5) -> str:
+    spec = m.spec(model)
+    nbytes = m.nbytes(spec)
+    tasks, per_family = tree_parts(model)
+    tree_init = m.jinit_init()
+    key = jax.random.key(0)
+    draws = sum(v for k, v in per_family.items() if k != "fill")
+
+    def host_memset():
+        return [np.full(math.prod(t.shape), 1.0, np.float32) for t in tasks]
+
+    chunk = np.ones(_chunked.BIG, np.float32)
+
+    def copy_pass():
+        dst = np.empty(draws, np.float32)
+        for o in range(0, draws - chunk.size + 1, chunk.size):
+            dst[o:o + chunk.size] = chunk
+        return None
+
+    cases = {**floors(draws), "host memset of the tree (fresh buffers)": host_memset,
+             "copy of chunks into leaf buffers (the extra pass)": copy_pass,
+             "jinit tree init (eager)": lambda: tree_init(key, spec)}
+    t = h.round_robin(cases, rounds)
+    cpu0, w0 = os.times(), time.perf_counter()
+    h.block(tree_init(key, spec))
+    wall = time.perf_counter() - w0
+    cpu1 = os.times()
+    cores = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
+    rows = []
+    floor_time = 0.0
+    for name, timing in t.items():
+        elems = nbytes // 4 if name.startswith(("host", "jinit")) else draws
+        gbs = elems * 4 / timing.median / 1e9
+        rows.append((name, h.fmt_s(timing), f"{gbs:.2f}"))
+        if name in per_family:
+            floor_time += per_family[name] / (draws / timing.median)
+    tree = t["jinit tree init (eager)"].median
+    mix = ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in sorted(per_family.items()))
+    title = (f"**Profile, {model.name}** ({nbytes / 1e6:.0f} MB f32; elements per family: "
+             f"{mix}; median of {rounds} round-robin rounds; bg {h.bg_of(t):.2f} cores; "
+             f"load average {h.load_average()})")
+    table = h.md_table(("case", "seconds (min-max)", "GB/s of float32 output"), rows)
+    summary = (f"Tree at the kernels' speed (sum over families of elements / floor): "
+               f"{floor_time:.3f} s; the tree takes {tree:.3f} s, {tree / floor_time:.2f}x its "
+               f"compute floor. Process CPU during one tree init: {cores:.2f} cores busy.")
+    return f"{title}\n\n{table}\n\n{summary}"
+
+
+def main(quick: bool = False) -> list[str]:
+    text = run(m.GPT40M, 3 if quick else 5)
+    print(text, "\n", flush=True)
+    return [text]
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=m.GPT40M.name, choices=sorted(m.MODELS))
+    p.add_argument("--rounds", type=int, default=5)
+    a = p.parse_args()
+    os.environ.setdefault("JINIT_PROGRESS", "0")
+    print(run(m.MODELS[a.model], a.rounds))
