@@ -26,6 +26,7 @@ from jinit._errors import DTypeError, InitializerArgumentError, ShapeError
 from jinit._initializers import (
     Initializer,
     as_dtype,
+    as_param,
     canonical_shape,
     check_real,
     default_float_dtype,
@@ -196,7 +197,7 @@ class Masked(Wrapper):
             raise ShapeError(
                 f"{self!r}: mask_fn returned shape {mask.shape}, which does not broadcast to "
                 f"the values' shape {shape}.") from e
-        out = jnp.where(mask, jnp.asarray(self.fill, values.dtype), values)
+        out = jnp.where(mask, as_param(self, "fill", self.fill, values.dtype), values)
         return place(out, out_sharding)
 
 
@@ -243,7 +244,7 @@ class Scaled(Wrapper):
 
     def _apply(self, key, shape, dtype, out_sharding):
         values = _call(self.init, key, shape, dtype)
-        return place(values * jnp.asarray(self.factor, values.dtype), out_sharding)
+        return place(values * as_param(self, "factor", self.factor, values.dtype), out_sharding)
 
 
 def scaled(init: InitFn, factor: Any) -> Initializer:
@@ -271,7 +272,7 @@ class Shifted(Wrapper):
 
     def _apply(self, key, shape, dtype, out_sharding):
         values = _call(self.init, key, shape, dtype)
-        return place(values + jnp.asarray(self.offset, values.dtype), out_sharding)
+        return place(values + as_param(self, "offset", self.offset, values.dtype), out_sharding)
 
 
 def shifted(init: InitFn, offset: Any) -> Initializer:
