@@ -28,6 +28,7 @@ from jinit._initializers import (
     as_dtype,
     as_param,
     canonical_shape,
+    check_key,
     check_real,
     default_float_dtype,
     place,
@@ -71,6 +72,7 @@ class Wrapper(Initializer):
     def __call__(self, key: PRNGKey, shape: Shape, dtype: DTypeLike | None = None,
                  out_sharding: OutSharding = None) -> jax.Array:
         shape = canonical_shape(shape, self)
+        check_key(key, self)
         if dtype is not None:
             dtype = as_dtype(dtype, self)
         return self._apply(key, shape, dtype, out_sharding)

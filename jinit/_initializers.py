@@ -79,8 +79,19 @@ def as_dtype(dtype: DTypeLike, owner: object) -> np.dtype:
 
 def _dim(d: Any) -> int:
     if isinstance(d, (bool, np.bool_)):
-        raise TypeError("a bool is not a dimension")
+        raise TypeError("a bool is not a dimension or an axis")
     return operator.index(d)
+
+
+def check_key(key: Any, owner: object) -> None:
+    """Raises :class:`InitializerArgumentError` unless ``key`` is a PRNG key (typed, or the raw
+    ``uint32`` data of ``jax.random.PRNGKey``), before JAX fails on it with a bare error."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jnp.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.uint32):
+        return
+    raise InitializerArgumentError(
+        f"{owner!r} needs a PRNG key as its first argument, e.g. jax.random.key(0); got "
+        f"key={key!r}.")
 
 
 def canonical_shape(shape: Shape, owner: object) -> tuple[int, ...]:
@@ -299,10 +310,10 @@ def check_choice(name: str, value: Any, choices: Sequence[str], *, owner: str) -
 
 def normalize_axes(name: str, axes: Axes, *, owner: str) -> Axes:
     """Ints stay ints; sequences become tuples (hashable); anything else raises."""
-    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, (bool, np.bool_)):
         return int(axes)
     try:
-        out = tuple(operator.index(a) for a in axes)
+        out = tuple(_dim(a) for a in axes)
     except TypeError as e:
         raise InitializerArgumentError(
             f"{owner}: {name} must be an int or a sequence of ints; got {name}={axes!r}.") from e
@@ -380,6 +391,8 @@ class Initializer(abc.ABC):
         out_sharding: OutSharding = None,
     ) -> jax.Array:
         shape = canonical_shape(shape, self)
+        if self.random:
+            check_key(key, self)
         if dtype is None:
             dtype = getattr(self, "dtype", None)
         dtype = default_float_dtype() if dtype is None else as_dtype(dtype, self)

@@ -192,6 +192,18 @@ def test_fuzzed_bad_dtypes(name, dtype, rank):
     assert np.dtype(dtype).kind in "iub" and out.dtype == np.dtype(dtype), (name, dtype)
 
 
+@SETTINGS
+@given(name=st.sampled_from(sorted(FACTORIES)),
+       key=st.sampled_from([None, 0, 1.5, "key", (0, 0), np.zeros(2, np.float32),
+                            np.zeros((), np.int32)]))
+def test_fuzzed_bad_keys(name, key):
+    init = build(name)
+    try:
+        init(key, SHAPES_BY_RANK[2])
+    except jinit.JinitError as e:
+        assert "key" in str(e) or "shape" in str(e), str(e)
+
+
 def test_gain_overflow_names_the_argument():
     with pytest.raises(jinit.InitializerArgumentError, match="param=1e\\+200") as info:
         jinit.calculate_gain("leaky_relu", 1e200)
