@@ -26,7 +26,9 @@ from jinit._errors import DTypeError, InitializerArgumentError, ShapeError
 from jinit._initializers import (
     Initializer,
     as_dtype,
+    as_param,
     canonical_shape,
+    check_key,
     check_real,
     default_float_dtype,
     place,
@@ -70,6 +72,7 @@ class Wrapper(Initializer):
     def __call__(self, key: PRNGKey, shape: Shape, dtype: DTypeLike | None = None,
                  out_sharding: OutSharding = None) -> jax.Array:
         shape = canonical_shape(shape, self)
+        check_key(key, self)
         if dtype is not None:
             dtype = as_dtype(dtype, self)
         return self._apply(key, shape, dtype, out_sharding)
@@ -196,7 +199,7 @@ class Masked(Wrapper):
             raise ShapeError(
                 f"{self!r}: mask_fn returned shape {mask.shape}, which does not broadcast to "
                 f"the values' shape {shape}.") from e
-        out = jnp.where(mask, jnp.asarray(self.fill, values.dtype), values)
+        out = jnp.where(mask, as_param(self, "fill", self.fill, values.dtype), values)
         return place(out, out_sharding)
 
 
@@ -243,7 +246,7 @@ class Scaled(Wrapper):
 
     def _apply(self, key, shape, dtype, out_sharding):
         values = _call(self.init, key, shape, dtype)
-        return place(values * jnp.asarray(self.factor, values.dtype), out_sharding)
+        return place(values * as_param(self, "factor", self.factor, values.dtype), out_sharding)
 
 
 def scaled(init: InitFn, factor: Any) -> Initializer:
@@ -271,7 +274,7 @@ class Shifted(Wrapper):
 
     def _apply(self, key, shape, dtype, out_sharding):
         values = _call(self.init, key, shape, dtype)
-        return place(values + jnp.asarray(self.offset, values.dtype), out_sharding)
+        return place(values + as_param(self, "offset", self.offset, values.dtype), out_sharding)
 
 
 def shifted(init: InitFn, offset: Any) -> Initializer:

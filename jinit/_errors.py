@@ -8,7 +8,8 @@ class JinitError(Exception):
 
 
 class InitializerArgumentError(JinitError, ValueError):
-    """An initializer was built with an invalid argument (caught at construction)."""
+    """An initializer was built with an invalid argument (caught at construction), or called
+    with a key that is not a PRNG key; the message names the argument and the fix."""
 
 
 class ShapeError(JinitError, ValueError):

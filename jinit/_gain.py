@@ -6,7 +6,10 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 from jinit._errors import InitializerArgumentError
+from jinit._initializers import derived
 
 #: Names PyTorch treats as linear (gain 1).
 LINEAR_NONLINEARITIES: tuple[str, ...] = (
@@ -19,18 +22,28 @@ NONLINEARITIES: tuple[str, ...] = (
 _DEFAULT_NEGATIVE_SLOPE = 0.01  # torch.nn.LeakyReLU's default
 
 
-def _negative_slope(param: Any) -> float:
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int beyond float64
+        return False
+
+
+def _leaky_relu_gain(param: Any) -> float:
     if param is None:
-        return _DEFAULT_NEGATIVE_SLOPE
-    if isinstance(param, bool) or not isinstance(param, numbers.Real):
+        param = _DEFAULT_NEGATIVE_SLOPE
+    elif isinstance(param, (bool, np.bool_)) or not isinstance(
+            param, (numbers.Real, np.integer, np.floating)):
         raise InitializerArgumentError(
             f"calculate_gain: for 'leaky_relu', param is the negative slope and must be a real "
             f"number (not a bool); got param={param!r}. Pass e.g. param=0.2, or None for "
             f"{_DEFAULT_NEGATIVE_SLOPE}.")
-    if not math.isfinite(param):
+    elif not _finite(param):
         raise InitializerArgumentError(
             f"calculate_gain: the leaky_relu negative slope must be finite; got param={param!r}.")
-    return float(param)
+    return derived("calculate_gain", {"param": param},
+                   "the leaky_relu gain sqrt(2 / (1 + param**2))",
+                   lambda: math.sqrt(2.0 / (1 + float(param) ** 2)))
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -79,5 +92,5 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        return math.sqrt(2.0 / (1 + _negative_slope(param) ** 2))
+        return _leaky_relu_gain(param)
     return 3.0 / 4  # selu

@@ -12,10 +12,14 @@ for the same key: ``_sample`` performs the same operations in the same order.
 from __future__ import annotations
 
 import abc
+import contextvars
 import dataclasses
+import functools
 import math
+import numbers
 import operator
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import jax
@@ -41,48 +45,261 @@ def default_float_dtype() -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
+#: The most elements a shape may have. XLA sizes every buffer, and the sum of the buffers a
+#: program keeps live, in signed 64-bit bytes, and aborts the process (it does not raise) when
+#: that overflows: ``jnp.zeros((2**61,), jnp.float32)`` or a complex128 truncated normal of
+#: 2**57 elements kills Python during compilation. jinit's widest program (a complex128
+#: truncated normal) keeps under 128 bytes live per element, so 2**50 elements leave a margin of
+#: 64x for combinators; it is also 4 PiB of float32, far past any device.
+MAX_ELEMENTS: int = 2**50
+
+
+def _unsupported_dtype(dtype: np.dtype) -> str | None:
+    """Why JAX cannot hold ``dtype`` (strings, objects, records, long doubles), or ``None``."""
+    if dtype == np.bool_:
+        return None
+    if not jnp.issubdtype(dtype, jnp.number):
+        return "JAX arrays hold numbers and bools only"
+    if dtype.type in (np.longdouble, np.clongdouble) and dtype not in (np.float64, np.complex128):
+        return "JAX has no extended-precision (long double) arrays"
+    return None
+
+
 def as_dtype(dtype: DTypeLike, owner: object) -> np.dtype:
-    """``np.dtype(dtype)``, raising :class:`DTypeError` that names ``owner``."""
+    """``np.dtype(dtype)`` of a dtype JAX supports, raising :class:`DTypeError` naming ``owner``."""
     try:
-        return np.dtype(dtype)
-    except TypeError as e:
+        out = np.dtype(dtype)
+    except (TypeError, ValueError) as e:
         raise DTypeError(f"{owner!r} got dtype={dtype!r}, which is not a dtype: {e}") from e
+    why = _unsupported_dtype(out)
+    if why is not None:
+        raise DTypeError(f"{owner!r} got dtype={dtype!r}: {why}; pass e.g. jnp.float32.")
+    return out
+
+
+def _dim(d: Any) -> int:
+    if isinstance(d, (bool, np.bool_)):
+        raise TypeError("a bool is not a dimension or an axis")
+    return operator.index(d)
+
+
+def check_key(key: Any, owner: object) -> None:
+    """Raises :class:`InitializerArgumentError` unless ``key`` is a PRNG key (typed, or the raw
+    ``uint32`` data of ``jax.random.PRNGKey``), before JAX fails on it with a bare error."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jnp.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.uint32):
+        return
+    raise InitializerArgumentError(
+        f"{owner!r} needs a PRNG key as its first argument, e.g. jax.random.key(0); got "
+        f"key={key!r}.")
 
 
 def canonical_shape(shape: Shape, owner: object) -> tuple[int, ...]:
-    """Returns ``shape`` as a tuple of non-negative ints, or raises :class:`ShapeError`."""
-    if isinstance(shape, (int, np.integer)):
+    """Returns ``shape`` as a tuple of non-negative ints, or raises :class:`ShapeError`.
+
+    Shapes of more than :data:`MAX_ELEMENTS` elements are refused here, before anything is
+    traced or compiled (XLA would abort the process on the largest ones).
+    """
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
         shape = (shape,)
     try:
-        dims = tuple(operator.index(d) for d in shape)
+        dims = tuple(_dim(d) for d in shape)
     except TypeError as e:
         raise ShapeError(
             f"{owner!r} needs a shape that is a sequence of ints; got {shape!r}.") from e
     if any(d < 0 for d in dims):
         raise ShapeError(f"{owner!r} got shape {dims} with a negative dimension.")
+    size = math.prod(d for d in dims if d)  # a zero dimension does not shrink XLA's extents
+    if size > MAX_ELEMENTS:
+        raise ShapeError(
+            f"{owner!r} got shape {dims} with {size:.3g} elements; XLA cannot compile arrays "
+            f"of more than 2**50 = {MAX_ELEMENTS:.3g} elements (4 PiB of float32). Check the "
+            "shape for a mistake, or initialize the weight in smaller pieces.")
     return dims
+
+
+# --- hyper-parameter validation --------------------------------------------------------------
+#
+# Every field of every Initializer dataclass is checked at construction by _check_fields (the
+# base class appends it to each subclass's __post_init__), so a new initializer or combinator
+# gets the checks without writing them: numbers must be real (not complex), finite, not bools
+# (except in fields annotated ``bool``). A field opts out with ``param(complex=True)`` or
+# ``param(nonfinite=True)`` metadata. Quantities derived from the arguments (a gain squared,
+# a range width) are computed through derived(), which names the arguments when they overflow.
+
+_ALLOW_COMPLEX = "jinit_allow_complex"
+_ALLOW_NONFINITE = "jinit_allow_nonfinite"
+
+
+def param(default: Any, *, complex: bool = False, nonfinite: bool = False) -> Any:
+    """A dataclass field whose number may be complex and/or non-finite (e.g. a constant fill)."""
+    return dataclasses.field(default=default,
+                             metadata={_ALLOW_COMPLEX: complex, _ALLOW_NONFINITE: nonfinite})
+
+
+def _is_traced(value: Any) -> bool:
+    return isinstance(value, jax.core.Tracer)
+
+
+def _number_error(owner: str, label: str, value: Any, problem: str, fix: str
+                  ) -> InitializerArgumentError:
+    return InitializerArgumentError(f"{owner}: {label} {problem}; got {label}={value!r}. {fix}")
+
+
+def _check_number(owner: str, label: str, value: Any, *, allow_bool: bool = False,
+                  allow_complex: bool = False, allow_nonfinite: bool = False) -> Any:
+    """Checks one field value (recursing into tuples); returns it with 0-d arrays as scalars."""
+    if _is_traced(value) or callable(value) or isinstance(value, (str, bytes)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        items = [_check_number(owner, f"{label}[{i}]", v, allow_bool=allow_bool,
+                               allow_complex=allow_complex, allow_nonfinite=allow_nonfinite)
+                 for i, v in enumerate(value)]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else type(
+            value)(items)
+    if isinstance(value, (np.ndarray, jax.Array)):
+        if np.ndim(value) != 0:
+            return value  # arrays are for constants; scalar fields say "must be a scalar"
+        value = np.asarray(value).item()  # hashable, and the same number
+    if isinstance(value, (bool, np.bool_)):
+        if not allow_bool:
+            raise _number_error(owner, label, value, "must be a number, not a bool",
+                                "Pass a number such as 1 or 0.5 (bools usually mean swapped "
+                                "arguments).")
+        return value
+    if not isinstance(value, (numbers.Number, np.number)):
+        return value
+    if isinstance(value, (complex, np.complexfloating)):
+        if not allow_complex:
+            raise _number_error(
+                owner, label, value, "must be a real number, not complex",
+                "Hyper-parameters are real; for complex weights pass a complex dtype "
+                "(e.g. jnp.complex64) to the call.")
+        finite = math.isfinite(value.real) and math.isfinite(value.imag)
+    else:
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+    if not finite and not allow_nonfinite:
+        raise _number_error(owner, label, value, "must be finite",
+                            "Pass a finite number that fits in a float64.")
+    return value
+
+
+def _check_fields(init: Initializer) -> None:
+    owner = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(init).__name__).lower()  # Normal: normal
+    for f in dataclasses.fields(init):
+        value = getattr(init, f.name)
+        checked = _check_number(
+            owner, f.name, value, allow_bool=f.type in (bool, "bool"),
+            allow_complex=f.metadata.get(_ALLOW_COMPLEX, False),
+            allow_nonfinite=f.metadata.get(_ALLOW_NONFINITE, False))
+        if checked is not value:
+            object.__setattr__(init, f.name, checked)
+
+
+def derived(owner: str, args: dict[str, Any], what: str, compute: Callable[[], Any]) -> float:
+    """``compute()``, a float derived from the arguments ``args``; raises naming them when it
+    overflows (``OverflowError``, or an infinite or NaN result) instead of leaking the error.
+
+    Examples:
+      >>> from jinit._initializers import derived
+      >>> derived("xavier_uniform", {"gain": 2.0}, "gain**2", lambda: 2.0 ** 2)
+      4.0
+    """
+    if any(_is_traced(v) for v in args.values()):
+        return compute()
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            value = float(compute())
+    except (OverflowError, FloatingPointError, ZeroDivisionError) as e:
+        cause: BaseException | None = e
+    else:
+        if math.isfinite(value):
+            return value
+        cause = None
+    got = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    raise InitializerArgumentError(
+        f"{owner}: {what} is not a finite float64 for {got}; pass a smaller "
+        f"{' / '.join(args)}.") from cause
 
 
 def check_real(name: str, value: Any, *, owner: str, positive: bool = False,
                nonnegative: bool = False) -> None:
-    """Validates a scalar hyperparameter at construction (skipped for traced values)."""
-    if isinstance(value, jax.core.Tracer):
+    """Validates a scalar hyperparameter: a finite real number, not a bool (tracers pass)."""
+    if _is_traced(value):
         return
-    try:
-        if isinstance(np.asarray(value).item() if np.ndim(value) == 0 else None, (str, bytes)):
-            raise TypeError("strings are not numbers")  # complex("2") would parse it
-        x = complex(np.asarray(value).item()) if np.ndim(value) == 0 else None
-    except (TypeError, ValueError) as e:
-        raise InitializerArgumentError(
-            f"{owner}: {name} must be a number; got {name}={value!r}.") from e
-    if x is None:
+    if isinstance(value, (list, tuple)) or np.ndim(value) != 0:
         raise InitializerArgumentError(f"{owner}: {name} must be a scalar; got {name}={value!r}.")
-    if not (math.isfinite(x.real) and math.isfinite(x.imag)):
-        raise InitializerArgumentError(f"{owner}: {name} must be finite; got {name}={value!r}.")
-    if positive and not x.real > 0:
+    x = _check_number(owner, name, value)
+    if not isinstance(x, (numbers.Real, np.floating, np.integer)):
+        raise InitializerArgumentError(f"{owner}: {name} must be a number; got {name}={value!r}.")
+    if positive and not x > 0:
         raise InitializerArgumentError(f"{owner}: {name} must be > 0; got {name}={value!r}.")
-    if nonnegative and not x.real >= 0:
+    if nonnegative and not x >= 0:
         raise InitializerArgumentError(f"{owner}: {name} must be >= 0; got {name}={value!r}.")
+
+
+#: The dtype a call returns while ``_sample`` works in a wider one (8/16-bit floats).
+_OUT_DTYPE: contextvars.ContextVar[np.dtype | None] = contextvars.ContextVar(
+    "jinit_out_dtype", default=None)
+#: An upper bound of ``|z|`` for ``z = jax.random.normal(...)``: ``sqrt(2) * erfinv(u)`` with
+#: ``|u| <= 1 - 2**-53`` is at most 8.3 in float64 (5.4 in float32).
+NORMAL_REACH = 9.0
+
+
+def as_param(owner: object, name: str, value: Any, dtype: np.dtype, *, arg: str | None = None,
+             reach: float = 1.0) -> jax.Array:
+    """``jnp.asarray(value, dtype)`` for a hyper-parameter used in the computation.
+
+    Raises :class:`DTypeError` naming it when ``value * reach`` (the largest magnitude it
+    produces, e.g. ``stddev`` times the largest normal draw) does not fit ``dtype``, or the
+    narrower dtype the call returns: ``stddev=1e39`` in float32 would make every value
+    infinite, ``constant(300)`` in uint8 would wrap around to 44.
+    """
+    if not _is_traced(value) and not isinstance(value, jax.Array):
+        _check_fits(owner, name, value, dtype, arg=arg, reach=reach)
+        out = _OUT_DTYPE.get()
+        if out is not None and out != dtype:
+            _check_fits(owner, name, value, out, arg=arg, reach=reach)
+    return jnp.asarray(value, dtype)
+
+
+def _check_fits(owner: object, name: str, value: Any, dtype: np.dtype, *,
+                arg: str | None = None, reach: float = 1.0) -> None:
+    if dtype == np.bool_:
+        return
+    host = np.asarray(value)
+    if host.dtype == object:  # e.g. a Python int beyond int64
+        try:
+            host = host.astype(np.complex128 if np.iscomplexobj(host) else np.float64)
+        except (OverflowError, TypeError, ValueError) as e:
+            raise DTypeError(f"{owner!r}: {name}={value!r} does not fit in {dtype}; pass a "
+                             f"smaller {arg or name}.") from e
+    if jnp.issubdtype(host.dtype, jnp.complexfloating) and not jnp.issubdtype(
+            dtype, jnp.complexfloating):
+        raise DTypeError(f"{owner!r}: {name}={value!r} is complex but the dtype {dtype} is "
+                         "real; pass a complex dtype such as jnp.complex64.")
+    if jnp.issubdtype(dtype, jnp.integer):
+        info = jnp.iinfo(dtype)
+        if host.size and jnp.issubdtype(host.dtype, jnp.number) and not jnp.issubdtype(
+                host.dtype, jnp.complexfloating):
+            lo, hi = host.min(), host.max()
+            fits = info.min <= lo and hi <= info.max and (
+                not jnp.issubdtype(host.dtype, jnp.floating) or bool(np.isfinite(host).all()))
+        else:
+            fits = True
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = (host * reach).astype(dtype)
+        fits = bool(np.isfinite(cast).all()) or not bool(np.isfinite(host).all())
+    if not fits:
+        times = "" if reach == 1 else f" times {reach:g} (its largest draw)"
+        raise DTypeError(
+            f"{owner!r}: {name}={value!r}{times} does not fit in {dtype} (it would become "
+            f"{'infinite' if jnp.issubdtype(dtype, jnp.inexact) else 'a wrapped-around integer'}"
+            f"); pass a wider dtype or a smaller {arg or name}.")
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str], *, owner: str) -> None:
@@ -93,10 +310,10 @@ def check_choice(name: str, value: Any, choices: Sequence[str], *, owner: str) -
 
 def normalize_axes(name: str, axes: Axes, *, owner: str) -> Axes:
     """Ints stay ints; sequences become tuples (hashable); anything else raises."""
-    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, (bool, np.bool_)):
         return int(axes)
     try:
-        out = tuple(operator.index(a) for a in axes)
+        out = tuple(_dim(a) for a in axes)
     except TypeError as e:
         raise InitializerArgumentError(
             f"{owner}: {name} must be an int or a sequence of ints; got {name}={axes!r}.") from e
@@ -128,6 +345,11 @@ class Initializer(abc.ABC):
     initializers, enforces ``min_ndim``, and samples 8/16-bit float dtypes in float32 before
     casting (``jax.random`` sampling directly in bfloat16 yields only 128 distinct values).
 
+    Every field is checked at construction, in subclasses too (after their own
+    ``__post_init__``): a number must be real, finite, and not a bool unless the field is
+    annotated ``bool``; 0-d arrays become scalars, so the initializer stays hashable. Bad values
+    raise :class:`InitializerArgumentError` naming the field.
+
     Examples:
       A custom initializer is a dataclass with a ``_sample`` method:
 
@@ -146,6 +368,21 @@ class Initializer(abc.ABC):
     #: The smallest rank of shape it accepts.
     min_ndim: ClassVar[int] = 0
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is not None and not getattr(own, "_checks_fields", False):
+            @functools.wraps(own)
+            def __post_init__(self) -> None:
+                own(self)  # the class's own checks first: their messages are more specific
+                _check_fields(self)
+
+            __post_init__._checks_fields = True  # type: ignore[attr-defined]
+            cls.__post_init__ = __post_init__  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
     def __call__(
         self,
         key: PRNGKey,
@@ -154,6 +391,8 @@ class Initializer(abc.ABC):
         out_sharding: OutSharding = None,
     ) -> jax.Array:
         shape = canonical_shape(shape, self)
+        if self.random:
+            check_key(key, self)
         if dtype is None:
             dtype = getattr(self, "dtype", None)
         dtype = default_float_dtype() if dtype is None else as_dtype(dtype, self)
@@ -167,8 +406,13 @@ class Initializer(abc.ABC):
         work = dtype
         if self.random and jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
             work = np.dtype(np.float32)
-        out = self._sample(key, shape, work, out_sharding)
-        return out if work == dtype else out.astype(dtype)
+        if work == dtype:
+            return self._sample(key, shape, work, out_sharding)
+        token = _OUT_DTYPE.set(dtype)  # as_param checks the hyper-parameters fit it too
+        try:
+            return self._sample(key, shape, work, out_sharding).astype(dtype)
+        finally:
+            _OUT_DTYPE.reset(token)
 
     @abc.abstractmethod
     def _sample(self, key: PRNGKey, shape: tuple[int, ...], dtype: np.dtype,
@@ -180,7 +424,7 @@ class Initializer(abc.ABC):
 class Constant(Initializer):
     """Fills the array with ``value`` (a scalar or an array broadcastable to the shape)."""
 
-    value: Any = 0.0
+    value: Any = param(0.0, complex=True, nonfinite=True)  # -inf fills attention masks
     dtype: DTypeLike | None = None
     random: ClassVar[bool] = False
 
@@ -206,7 +450,8 @@ class Constant(Initializer):
                 raise ShapeError(
                     f"constant value of shape {np.shape(value)} cannot be broadcast to the "
                     f"requested shape {shape}.")
-        return jnp.full(shape, value, dtype=dtype, out_sharding=out_sharding)
+        return jnp.full(shape, as_param(self, "value", value, dtype), dtype=dtype,
+                        out_sharding=out_sharding)
 
     def __repr__(self) -> str:
         if self.dtype is None and not isinstance(self.value, _ArrayValue):
@@ -272,8 +517,8 @@ class Uniform(Initializer):
 
     def _sample(self, key, shape, dtype, out_sharding):
         check_real_dtype(dtype, self)
-        return _random.uniform(key, shape, dtype, out_sharding=out_sharding) * jnp.array(
-            self.scale, dtype)
+        return _random.uniform(key, shape, dtype, out_sharding=out_sharding) * as_param(
+            self, "scale", self.scale, dtype)
 
 
 def uniform(scale: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -305,8 +550,8 @@ class Normal(Initializer):
         check_real("stddev", self.stddev, owner="normal", nonnegative=True)
 
     def _sample(self, key, shape, dtype, out_sharding):
-        return _random.normal(key, shape, dtype, out_sharding=out_sharding) * jnp.array(
-            self.stddev, dtype)
+        return _random.normal(key, shape, dtype, out_sharding=out_sharding) * as_param(
+            self, "stddev", self.stddev, dtype, reach=NORMAL_REACH)
 
 
 def normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None) -> Initializer:
@@ -342,9 +587,12 @@ class TruncatedNormal(Initializer):
 
     def _sample(self, key, shape, dtype, out_sharding):
         check_real_dtype(dtype, self)
-        return _random.truncated_normal(
-            key, self.lower, self.upper, shape, dtype, out_sharding=out_sharding
-        ) * jnp.array(self.stddev, dtype)
+        lower, upper = (v if _is_traced(v) else float(v) for v in (self.lower, self.upper))
+        return _random.truncated_normal(  # (float bounds: an int past int64 cannot enter jit)
+            key, lower, upper, shape, dtype, out_sharding=out_sharding
+        ) * as_param(self, "stddev", self.stddev, dtype,
+                     reach=max(abs(lower), abs(upper), 1.0) if not _is_traced(lower) and
+                     not _is_traced(upper) else 1.0)
 
 
 def truncated_normal(stddev: Any = 1e-2, dtype: DTypeLike | None = None, lower: Any = -2.0,
@@ -398,7 +646,11 @@ class VarianceScaling(Initializer):
             denominator = (fan_in + fan_out) / 2
         else:
             denominator = (fan_in * fan_out) ** 0.5
-        variance = jnp.array(self.scale / denominator, dtype=dtype)
+        variance = as_param(self, "the variance scale / n", self.scale / denominator, dtype,
+                            arg="scale")
+        if self.distribution == "uniform" and not _is_traced(self.scale):
+            _check_fits(self, "3 * scale / n (the squared uniform bound)",
+                        3 * (self.scale / denominator), dtype, arg="scale")
         floating = jnp.issubdtype(dtype, jnp.floating)
         if self.distribution == "truncated_normal":
             if floating:
@@ -549,7 +801,7 @@ class Orthogonal(Initializer):
         q = _random.orthogonal(key, n_rows, (), dtype, n_cols)
         q = jnp.reshape(q, tuple(np.delete(shape, self.column_axis)) + (n_cols,))
         q = jnp.moveaxis(q, -1, self.column_axis)
-        return place(jnp.array(self.scale, dtype) * q, out_sharding)
+        return place(as_param(self, "scale", self.scale, dtype) * q, out_sharding)
 
 
 def orthogonal(scale: Any = 1.0, column_axis: int = -1,

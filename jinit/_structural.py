@@ -22,7 +22,16 @@ import numpy as np
 from jinit import _random
 from jinit._errors import DTypeError, InitializerArgumentError, ShapeError
 from jinit._fans import LAYOUTS, layout_axes
-from jinit._initializers import Initializer, check_choice, check_real, check_real_dtype, place
+from jinit._initializers import (
+    NORMAL_REACH,
+    Initializer,
+    _check_fits,
+    as_param,
+    check_choice,
+    check_real,
+    check_real_dtype,
+    place,
+)
 from jinit._typing import DTypeLike
 
 Centre = Literal["floor", "ceil"]
@@ -63,7 +72,7 @@ class Identity(Initializer):
 
     def _sample(self, key, shape, dtype, out_sharding):
         eye = _iota(shape, len(shape) - 2) == _iota(shape, len(shape) - 1)
-        return place(eye.astype(dtype) * jnp.asarray(self.gain, dtype), out_sharding)
+        return place(eye.astype(dtype) * as_param(self, "gain", self.gain, dtype), out_sharding)
 
 
 def identity(gain: Any = 1.0, dtype: DTypeLike | None = None) -> Initializer:
@@ -130,7 +139,7 @@ class Dirac(Initializer):
         hit = _iota(shape, in_axis) == _iota(shape, out_axis) % per_group
         for a in spatial:
             hit &= _iota(shape, a) == _centre_index(shape[a], self.centre)
-        return place(hit.astype(dtype) * jnp.asarray(self.gain, dtype), out_sharding)
+        return place(hit.astype(dtype) * as_param(self, "gain", self.gain, dtype), out_sharding)
 
 
 def dirac(groups: int = 1, centre: Centre = "floor", layout: str = "flax", gain: Any = 1.0,
@@ -183,7 +192,7 @@ class Sparse(Initializer):
 
     def __post_init__(self) -> None:
         check_real("sparsity", self.sparsity, owner="sparse", nonnegative=True)
-        if not float(np.real(self.sparsity)) <= 1.0 or np.iscomplexobj(self.sparsity):
+        if not float(self.sparsity) <= 1.0:
             raise InitializerArgumentError(
                 f"sparse: sparsity must be a fraction in [0, 1]; got sparsity={self.sparsity!r}.")
         check_real("std", self.std, owner="sparse", nonnegative=True)
@@ -196,7 +205,8 @@ class Sparse(Initializer):
         rows, _ = shape
         n_zero = math.ceil(float(self.sparsity) * rows)
         k_values, k_rows = jax.random.split(key)
-        values = _random.normal(k_values, shape, dtype) * jnp.asarray(self.std, dtype)
+        values = _random.normal(k_values, shape, dtype) * as_param(self, "std", self.std, dtype,
+                                                                  reach=NORMAL_REACH)
         # Ranks of i.i.d. uniforms down each column are a uniform random permutation of the rows
         # (argsort is stable, so ranks are distinct): exactly n_zero rows per column fall below.
         u = _random.uniform(k_rows, shape, jnp.float32)
@@ -344,9 +354,9 @@ class GateBias(Initializer):
         hidden = _gate_slices(shape, len(self.order), self)
         per_gate = [dict(self.values).get(g, self.default) for g in self.order]
         gate = _iota(shape, len(shape) - 1) // max(hidden, 1)
-        out = jnp.full(shape, self.default, dtype)
-        for i, value in enumerate(per_gate):
-            out = jnp.where(gate == i, jnp.asarray(value, dtype), out)
+        out = jnp.full(shape, as_param(self, "default", self.default, dtype), dtype)
+        for i, (g, value) in enumerate(zip(self.order, per_gate, strict=True)):
+            out = jnp.where(gate == i, as_param(self, g, value, dtype), out)
         return place(out, out_sharding)
 
 
@@ -396,6 +406,7 @@ def lstm_forget_bias(forget_bias: Any = 1.0, order: str = "ifgo",
       Jozefowicz, Zaremba & Sutskever, `An Empirical Exploration of Recurrent Network
       Architectures <https://proceedings.mlr.press/v37/jozefowicz15.html>`_, 2015
     """
+    check_real("forget_bias", forget_bias, owner="lstm_forget_bias")
     return GateBias(order, (("f", forget_bias),), 0.0, dtype)
 
 
@@ -410,7 +421,7 @@ class Chrono(Initializer):
 
     def __post_init__(self) -> None:
         check_real("t_max", self.t_max, owner="chrono")
-        if not float(np.real(self.t_max)) > 2:
+        if not float(self.t_max) > 2:
             raise InitializerArgumentError(
                 f"chrono: t_max (the longest expected dependency, in time steps) must be > 2; "
                 f"got t_max={self.t_max!r}.")
@@ -424,6 +435,7 @@ class Chrono(Initializer):
         check_real_dtype(dtype, self)
         hidden = _gate_slices(shape, len(self.order), self)
         gate_shape = shape[:-1] + (hidden,)
+        _check_fits(self, "t_max", self.t_max, dtype)
         u = _random.uniform(key, gate_shape, dtype, minval=1.0, maxval=float(self.t_max) - 1)
         b_f = jnp.log(u)
         blocks = [b_f if g == "f" else -b_f if g == "i" else jnp.zeros(gate_shape, dtype)

@@ -161,3 +161,90 @@ def test_constant_array_broadcasts_into_larger_shapes_and_empty_delta_orthogonal
     assert jinit.compute_fans((2, 1, 3, 3)) == (6.0, 6.0)
     w = jinit.delta_orthogonal()(KEY, (2, 0, 3, 3))  # was an IndexError on the centre tap
     assert w.shape == (2, 0, 3, 3) and w.dtype == jnp.float32
+
+
+# --- hostile values: the exact reports behind tests/test_bad_inputs.py's fuzzing --------------
+
+HOSTILE_BUILDS = [
+    (lambda: jinit.compat.torch.xavier_uniform(gain=1e200), "gain=1e\\+200", OverflowError),
+    (lambda: jinit.compat.torch.xavier_normal(gain=1e200), "gain=1e\\+200", OverflowError),
+    (lambda: jinit.compat.torch.kaiming_uniform(a=1e200), "a=1e\\+200", OverflowError),
+    (lambda: jinit.compat.torch.kaiming_normal(a=1e200), "a=1e\\+200", OverflowError),
+    (lambda: jinit.compat.mxnet.msra_prelu(slope=1e200), "slope=1e\\+200", OverflowError),
+    (lambda: jinit.calculate_gain("leaky_relu", 1e200), "param=1e\\+200", OverflowError),
+    (lambda: jinit.normal(stddev=1j), "stddev must be a real number, not complex", None),
+    (lambda: jinit.scaled(jinit.normal(), 1j), "factor must be a real number", None),
+    (lambda: jinit.mixture([(1j, jinit.zeros)]), "probability 0 must be a real number", None),
+    (lambda: jinit.gate_bias(f=2j), "f must be a real number", None),
+    (lambda: jinit.compat.keras.random_normal(stddev=1j), "stddev must be a real number", None),
+    (lambda: jinit.normal(stddev=True), "stddev must be a number, not a bool", None),
+    (lambda: jinit.dirac(gain=np.array(float("nan"))), "gain must be finite", None),
+]
+
+
+@pytest.mark.parametrize(("build", "match", "cause"), HOSTILE_BUILDS,
+                         ids=[m for _, m, _ in HOSTILE_BUILDS])
+def test_hostile_hyperparameters_name_the_argument(build, match, cause):
+    with pytest.raises(jinit.InitializerArgumentError, match=match) as info:
+        build()
+    if cause is not None:  # the overflow itself is kept as the cause
+        error: BaseException = info.value
+        while isinstance(error, jinit.JinitError) and error.__cause__ is not None:
+            error = error.__cause__
+        assert isinstance(error, cause)
+
+
+def test_zero_d_arrays_are_numbers_and_keep_the_initializer_hashable():
+    init = jinit.normal(np.array(0.5))
+    assert init == jinit.normal(0.5) and hash(init) == hash(jinit.normal(0.5))
+
+
+@pytest.mark.parametrize(("shape", "match"), [
+    ((2**31, 2**31), "XLA cannot compile arrays of more than 2\\*\\*50"),
+    ((2**70,), "XLA cannot compile"),
+    ((0, 2**62, 2**62), "XLA cannot compile"),
+    ((True, 3), "sequence of ints"),
+])
+def test_shapes_xla_cannot_represent_are_shape_errors(shape, match):
+    for init in (jinit.he_normal(), jinit.zeros, jinit.orthogonal(), jinit.scaled(jinit.ones, 2)):
+        with pytest.raises(jinit.ShapeError, match=match):
+            init(KEY, shape)
+
+
+@pytest.mark.parametrize(("init", "dtype", "match"), [
+    (jinit.normal(1e39), jnp.float32, "stddev=1e\\+39 times 9 .*does not fit in float32"),
+    (jinit.normal(1e10), jnp.float16, "does not fit in float16"),
+    (jinit.constant(300), jnp.uint8, "value=300 does not fit in uint8"),
+    (jinit.constant(1j), jnp.float32, "value=1j is complex but the dtype float32 is real"),
+    (jinit.variance_scaling(1e300, "fan_in", "uniform"), jnp.float32, "scale"),
+    (jinit.constant(0), "U3", "JAX arrays hold numbers and bools only"),
+])
+def test_values_that_do_not_fit_the_dtype_are_dtype_errors(init, dtype, match):
+    with pytest.raises(jinit.DTypeError, match=match):
+        init(KEY, (4, 4), dtype)
+
+
+def test_custom_subclasses_get_the_field_checks():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class MyInit(jinit.Initializer):
+        width: float = 1.0
+        flag: bool = False
+
+        def __post_init__(self) -> None:  # its own checks run first, then the base's
+            if isinstance(self.width, str):
+                raise jinit.InitializerArgumentError("my_init: width must not be a string.")
+
+        def _sample(self, key, shape, dtype, out_sharding):
+            return jax.random.normal(key, shape, dtype) * self.width
+
+    assert MyInit(2.0, True)(KEY, (3,)).shape == (3,)  # a bool field may hold a bool
+    with pytest.raises(jinit.InitializerArgumentError, match="my_init: width must be a real"):
+        MyInit(1j)
+    with pytest.raises(jinit.InitializerArgumentError, match="width must be a number, not a bool"):
+        MyInit(True)
+    with pytest.raises(jinit.InitializerArgumentError, match="width must be finite"):
+        MyInit(float("nan"))
+    with pytest.raises(jinit.InitializerArgumentError, match="must not be a string"):
+        MyInit("1")

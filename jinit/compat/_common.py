@@ -27,6 +27,7 @@ from jinit._initializers import (
     VarianceScaling,
     check_choice,
     check_real,
+    derived,
     place,
 )
 from jinit._typing import DTypeLike, InitFn
@@ -143,7 +144,8 @@ def uniform_range(minval: Any, maxval: Any, dtype: DTypeLike | None, *, owner: s
         raise InitializerArgumentError(
             f"{owner}: needs {names[0]} <= {names[1]}; got {names[0]}={minval!r}, "
             f"{names[1]}={maxval!r}. Swap them.")
-    base = Uniform(maxval - minval, dtype)
+    base = Uniform(derived(owner, {names[0]: minval, names[1]: maxval},
+                           f"the width {names[1]} - {names[0]}", lambda: maxval - minval), dtype)
     return base if not _is_traced(minval) and minval == 0 else Shifted(base, minval)
 
 

@@ -46,8 +46,10 @@ from jinit._errors import DTypeError
 from jinit._initializers import (
     Constant,
     Initializer,
+    as_param,
     check_choice,
     check_real,
+    derived,
     place,
 )
 from jinit._structural import lstm_forget_bias
@@ -93,7 +95,7 @@ def uniform(scale: Any = 0.07, *, layout: str = _NATIVE,
     owner = _owner("uniform")
     check_layout(layout, owner)
     check_real("scale", scale, owner=owner, nonnegative=True)
-    return uniform_range(-scale, scale, dtype, owner=owner)
+    return uniform_range(-scale, scale, dtype, owner=owner, names=("-scale", "scale"))
 
 
 def normal(sigma: Any = 0.01, *, layout: str = _NATIVE,
@@ -115,7 +117,9 @@ def _xavier(rnd_type, factor_type, magnitude, layout, dtype, owner):
     check_choice("factor_type", factor_type, tuple(_FACTOR_TYPES), owner=owner)
     check_real("magnitude", magnitude, owner=owner, nonnegative=True)
     distribution, factor = _RND_TYPES[rnd_type]
-    return LayoutVarianceScaling(float(magnitude) * factor, _FACTOR_TYPES[factor_type],
+    scale = derived(owner, {"magnitude": magnitude}, "the variance scale",
+                    lambda: float(magnitude) * factor)
+    return LayoutVarianceScaling(scale, _FACTOR_TYPES[factor_type],
                                  distribution, check_layout(layout, owner), False, dtype)
 
 
@@ -164,7 +168,9 @@ def msra_prelu(factor_type: str = "avg", slope: Any = 0.25, *, layout: str = _NA
     """
     owner = _owner("msra_prelu")
     check_real("slope", slope, owner=owner)
-    return _xavier("gaussian", factor_type, 2.0 / (1 + float(slope) ** 2), layout, dtype, owner)
+    magnitude = derived(owner, {"slope": slope}, "the magnitude 2 / (1 + slope**2)",
+                        lambda: 2.0 / (1 + float(slope) ** 2))
+    return _xavier("gaussian", factor_type, magnitude, layout, dtype, owner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +203,7 @@ class SVDOrthogonal(Initializer):
             tmp = _random.normal(key, (n_out, n_in), dtype)
         u, _, vt = jnp.linalg.svd(tmp, full_matrices=False)
         res = u if n_in <= n_out else vt
-        return place(jnp.asarray(self.scale, dtype) * res.reshape(shape), out_sharding)
+        return place(as_param(self, "scale", self.scale, dtype) * res.reshape(shape), out_sharding)
 
 
 def orthogonal(scale: Any = 1.414, rand_type: str = "uniform", *, layout: str = _NATIVE,

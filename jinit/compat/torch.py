@@ -40,12 +40,14 @@ weight of at least 2 dimensions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jinit import _initializers as _core
 from jinit import _random
@@ -55,8 +57,10 @@ from jinit._initializers import (
     Constant,
     Initializer,
     Orthogonal,
+    as_param,
     check_choice,
     check_real,
+    derived,
     place,
 )
 from jinit._structural import Dirac, Identity, Sparse
@@ -132,6 +136,10 @@ def normal(mean: Any = 0.0, std: Any = 1.0, *, layout: str = _NATIVE,
     return shifted_normal(mean, std, dtype, owner=_owner("normal"))
 
 
+def _standardized(x: Any, mean: Any, std: Any) -> float:
+    return (float(x) - float(mean)) / float(std)
+
+
 def _norm_cdf(x: float) -> float:
     return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
@@ -162,10 +170,16 @@ class TruncNormal(Initializer):
             raise InitializerArgumentError(
                 f"{owner}: needs a < b (absolute bounds, not multiples of std); got "
                 f"a={self.a!r}, b={self.b!r}.")
+        for name, bound in (("a", self.a), ("b", self.b)):
+            derived(owner, {name: bound, "mean": self.mean, "std": self.std},
+                    f"the standardized bound ({name} - mean) / std",
+                    functools.partial(_standardized, bound, self.mean, self.std))
 
     def _sample(self, key, shape, dtype, out_sharding):
         if not jnp.issubdtype(dtype, jnp.floating):
             raise DTypeError(f"{self!r} samples real numbers; got dtype {dtype}.")
+        for name in ("mean", "std", "a", "b"):
+            as_param(self, name, getattr(self, name), dtype)  # fits the dtype, or raises
         mean, std, a, b = (float(v) for v in (self.mean, self.std, self.a, self.b))
         lo, hi = (a - mean) / std, (b - mean) / std
         if _norm_cdf(hi) - _norm_cdf(lo) > _ACCEPT_REDRAW:
@@ -326,15 +340,16 @@ def _kaiming(a, mode, nonlinearity, layout, dtype, distribution, name):
         raise InitializerArgumentError(
             f"{owner}: nonlinearity must be a torch.nn.functional name such as 'relu'; got "
             f"nonlinearity={nonlinearity!r}.")
-    if nonlinearity == "leaky_relu" and (
-            isinstance(a, bool) or not isinstance(a, numbers.Real)):
+    if nonlinearity == "leaky_relu" and (isinstance(a, (bool, np.bool_)) or not isinstance(
+            a, (numbers.Real, np.integer, np.floating))):
         raise InitializerArgumentError(
             f"{owner}: a is the leaky_relu negative slope and must be a real number (not a "
             f"bool); got a={a!r}.")
     try:
         gain = calculate_gain(nonlinearity, a)
     except InitializerArgumentError as e:
-        raise InitializerArgumentError(f"{owner}: {e}") from e
+        message = str(e).replace("calculate_gain: ", "").replace("param", "a")
+        raise InitializerArgumentError(f"{owner}: {message}") from e
     return _scaled_gain(gain, mode, distribution, layout, dtype, name)
 
 
@@ -342,7 +357,8 @@ def _scaled_gain(gain, mode, distribution, layout, dtype, name):
     owner = _owner(name)
     check_real("gain", gain, owner=owner)
     layout = check_layout(layout, owner)
-    return LayoutVarianceScaling(float(gain) ** 2, mode, distribution, layout, False, dtype)
+    scale = derived(owner, {"gain": gain}, "the variance scale gain**2", lambda: float(gain) ** 2)
+    return LayoutVarianceScaling(scale, mode, distribution, layout, False, dtype)
 
 
 def kaiming_uniform(a: Any = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
