@@ -218,6 +218,7 @@ def _rows(cases: list[Case], kind: str, naive: Case | None = None) -> list[dict]
 def rows(quick: bool = False) -> list[dict]:
     """Measures and returns one dict per (kind, framework, path, leaf size)."""
     import torch
+
     from jinit.interop import _torch
 
     leaf_cases = _framework("torch", _torch, torch.utils.dlpack.from_dlpack,

@@ -73,7 +73,7 @@ def main(quick: bool = False) -> list[str]:
                  if case in results[n] else "not run (> 1 min)" for n in sizes]
         growth = (results[done[-1]][case] / results[done[0]][case]) / (done[-1] / done[0])
         rows.append((label, *cells, f"{growth:.2f} ({done[0]}->{done[-1]})"))
-    text = ("**Cold trace + compile + run vs leaf count** (small leaves, 8 kinds; fresh jit "
+    text = ("**Cold trace + compile + run vs leaf count** (small leaves, 8 distinct shapes; fresh jit "
             "objects, empty kernel cache; last column: time growth / leaf-count growth, "
             "<= 1 means at most linear)\n\n"
             + h.md_table(("case", *(f"{n} leaves" for n in sizes), "growth vs linear"), rows))

@@ -16,6 +16,7 @@ per-shape kernel. Values are bit-identical either way.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -37,7 +38,7 @@ from jinit._fans import compute_fans
 #: Elements per chunk of the large and the small kernel of each family and dtype.
 BIG = 2**18
 SMALL = 2**14
-#: Chunks dispatched ahead of the copy into leaf buffers (bounds the transient memory).
+#: Chunks computed ahead of the copy into leaf buffers (bounds the transient memory).
 WINDOW = 8
 #: Byte alignment of leaf buffers; XLA's CPU client aliases host memory aligned like this.
 ALIGN = 64
@@ -232,40 +233,57 @@ def draw_leaves(jobs: list[tuple[np.ndarray, Draw, tuple[int, ...], np.dtype]],
                 guard: Callable[[int], contextlib.AbstractContextManager]) -> None:
     """Fills every ``(leaf key data, draw, shape, dtype)`` job, calling ``done(i, leaf)``.
 
-    ``guard(i)`` wraps the work of job ``i`` that can fail (allocation, kernel runs), so the
-    caller can name the leaf in the error.
+    ``guard(i)`` wraps the work of job ``i`` that can fail (allocation, kernel runs, copies),
+    so the caller can name the leaf in the error.
 
-    Chunks are dispatched up to ``WINDOW`` ahead of the host copy, so XLA computes on every
-    core while this thread copies finished chunks into the leaf buffers.
+    This thread runs the chunk kernels (XLA spreads each over the cores) while a second
+    thread copies finished chunks into the leaf buffers and hands over finished leaves, at
+    most ``WINDOW`` chunks behind; the copies (and the first touch of fresh leaf memory)
+    overlap with the sampling instead of following it.
     """
-    pending: collections.deque = collections.deque()
+    if not jobs:
+        return
+    slots = threading.BoundedSemaphore(WINDOW)
     left: dict[int, int] = {}
     bufs: dict[int, np.ndarray] = {}
+    copies: collections.deque[concurrent.futures.Future] = collections.deque()
 
-    def retire() -> None:
-        i, offset, used, out = pending.popleft()
-        with guard(i):
-            bufs[i][offset:offset + used] = np.asarray(out)[:used]
+    def retire(i: int, offset: int, used: int, out: jax.Array) -> None:
+        try:
+            with guard(i):
+                bufs[i][offset:offset + used] = np.asarray(out)[:used]
+        finally:
+            slots.release()
         left[i] -= 1
         if not left[i]:
-            flat = bufs.pop(i)
-            done(i, jax.device_put(flat.reshape(jobs[i][2])))
+            done(i, jax.device_put(bufs.pop(i).reshape(jobs[i][2])))
 
-    for i, (key_data, draw, shape, dtype) in enumerate(jobs):
-        n = math.prod(shape)
-        with guard(i):
-            bufs[i] = aligned((n,), dtype)
-        plan = list(chunks(n))
-        left[i] = len(plan)
-        if not plan:
-            done(i, jax.device_put(bufs.pop(i).reshape(shape)))
-            continue
-        params = np.array(draw.params, _F32)
-        for size, offset, used in plan:
-            arg = np.array([key_data[0], key_data[1], offset], np.uint32)
-            with guard(i):
-                pending.append((i, offset, used, kernel(draw.family, size, dtype)(arg, params)))
-            while len(pending) > WINDOW:
-                retire()
-    while pending:
-        retire()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jinit-copy") as copier:
+        try:
+            for i, (key_data, draw, shape, dtype) in enumerate(jobs):
+                n = math.prod(shape)
+                plan = list(chunks(n))
+                with guard(i):
+                    buf = aligned((n,), dtype)
+                if not plan:
+                    done(i, jax.device_put(buf.reshape(shape)))
+                    continue
+                bufs[i], left[i] = buf, len(plan)
+                params = np.array(draw.params, _F32)
+                for size, offset, used in plan:
+                    arg = np.array([key_data[0], key_data[1], offset], np.uint32)
+                    slots.acquire()
+                    try:
+                        with guard(i):
+                            out = kernel(draw.family, size, dtype)(arg, params)
+                    except BaseException:
+                        slots.release()
+                        raise
+                    copies.append(copier.submit(retire, i, offset, used, out))
+                    while copies and copies[0].done():
+                        copies.popleft().result()  # a failed copy raises here
+            while copies:
+                copies.popleft().result()
+        finally:
+            for f in copies:
+                f.cancel()
