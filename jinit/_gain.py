@@ -29,21 +29,21 @@ def _finite(x: Any) -> bool:
         return False
 
 
-def _leaky_relu_gain(param: Any) -> float:
-    if param is None:
-        param = _DEFAULT_NEGATIVE_SLOPE
-    elif isinstance(param, (bool, np.bool_)) or not isinstance(
-            param, (numbers.Real, np.integer, np.floating)):
+def leaky_relu_gain(slope: Any, *, name: str = "param", owner: str = "calculate_gain") -> float:
+    """``sqrt(2 / (1 + slope**2))``; errors name the slope ``name`` (``None``: 0.01)."""
+    if slope is None:
+        slope = _DEFAULT_NEGATIVE_SLOPE
+    elif isinstance(slope, (bool, np.bool_)) or not isinstance(
+            slope, (numbers.Real, np.integer, np.floating)):
         raise InitializerArgumentError(
-            f"calculate_gain: for 'leaky_relu', param is the negative slope and must be a real "
-            f"number (not a bool); got param={param!r}. Pass e.g. param=0.2, or None for "
+            f"{owner}: {name} is the leaky_relu negative slope and must be a real number (not a "
+            f"bool); got {name}={slope!r}. Pass e.g. {name}=0.2, or None for "
             f"{_DEFAULT_NEGATIVE_SLOPE}.")
-    elif not _finite(param):
+    elif not _finite(slope):
         raise InitializerArgumentError(
-            f"calculate_gain: the leaky_relu negative slope must be finite; got param={param!r}.")
-    return derived("calculate_gain", {"param": param},
-                   "the leaky_relu gain sqrt(2 / (1 + param**2))",
-                   lambda: math.sqrt(2.0 / (1 + float(param) ** 2)))
+            f"{owner}: the leaky_relu negative slope must be finite; got {name}={slope!r}.")
+    return derived(owner, {name: slope}, f"the leaky_relu gain sqrt(2 / (1 + {name}**2))",
+                   lambda: math.sqrt(2.0 / (1 + float(slope) ** 2)))
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -92,5 +92,5 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        return _leaky_relu_gain(param)
+        return leaky_relu_gain(param)
     return 3.0 / 4  # selu

@@ -259,14 +259,14 @@ def as_param(owner: object, name: str, value: Any, dtype: np.dtype, *, arg: str 
     infinite, ``constant(300)`` in uint8 would wrap around to 44.
     """
     if not _is_traced(value) and not isinstance(value, jax.Array):
-        _check_fits(owner, name, value, dtype, arg=arg, reach=reach)
+        check_fits(owner, name, value, dtype, arg=arg, reach=reach)
         out = _OUT_DTYPE.get()
         if out is not None and out != dtype:
-            _check_fits(owner, name, value, out, arg=arg, reach=reach)
+            check_fits(owner, name, value, out, arg=arg, reach=reach)
     return jnp.asarray(value, dtype)
 
 
-def _check_fits(owner: object, name: str, value: Any, dtype: np.dtype, *,
+def check_fits(owner: object, name: str, value: Any, dtype: np.dtype, *,
                 arg: str | None = None, reach: float = 1.0) -> None:
     if dtype == np.bool_:
         return
@@ -649,7 +649,7 @@ class VarianceScaling(Initializer):
         variance = as_param(self, "the variance scale / n", self.scale / denominator, dtype,
                             arg="scale")
         if self.distribution == "uniform" and not _is_traced(self.scale):
-            _check_fits(self, "3 * scale / n (the squared uniform bound)",
+            check_fits(self, "3 * scale / n (the squared uniform bound)",
                         3 * (self.scale / denominator), dtype, arg="scale")
         floating = jnp.issubdtype(dtype, jnp.floating)
         if self.distribution == "truncated_normal":

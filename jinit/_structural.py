@@ -25,9 +25,9 @@ from jinit._fans import LAYOUTS, layout_axes
 from jinit._initializers import (
     NORMAL_REACH,
     Initializer,
-    _check_fits,
     as_param,
     check_choice,
+    check_fits,
     check_real,
     check_real_dtype,
     place,
@@ -435,7 +435,7 @@ class Chrono(Initializer):
         check_real_dtype(dtype, self)
         hidden = _gate_slices(shape, len(self.order), self)
         gate_shape = shape[:-1] + (hidden,)
-        _check_fits(self, "t_max", self.t_max, dtype)
+        check_fits(self, "t_max", self.t_max, dtype)
         u = _random.uniform(key, gate_shape, dtype, minval=1.0, maxval=float(self.t_max) - 1)
         b_f = jnp.log(u)
         blocks = [b_f if g == "f" else -b_f if g == "i" else jnp.zeros(gate_shape, dtype)

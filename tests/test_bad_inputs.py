@@ -47,6 +47,9 @@ SHAPES_BY_RANK = {1: (8,), 2: (8, 4), 3: (8, 4, 3), 4: GOOD_SHAPE}
 
 
 def _is_factory(obj) -> bool:
+    """A public function returning an initializer, or a concrete Initializer class."""
+    if inspect.isclass(obj):
+        return issubclass(obj, jinit.Initializer) and not inspect.isabstract(obj)
     if not inspect.isfunction(obj):
         return False
     ret = inspect.signature(obj).return_annotation
@@ -54,7 +57,8 @@ def _is_factory(obj) -> bool:
 
 
 def discover() -> dict[str, tuple]:
-    """``{qualified name: (factory, {numeric argument: default})}`` for every public factory."""
+    """``{qualified name: (factory, {numeric argument: default})}`` for every public factory
+    and initializer class."""
     found = {}
     for mod_name, mod in MODULES.items():
         for name in getattr(mod, "__all__", dir(mod)):
@@ -105,12 +109,13 @@ def call(init, shape=None, dtype=None):
 
 def test_discovery_finds_every_family():
     names = set(FACTORIES)
-    assert len(FACTORIES) >= 60, sorted(names)
+    assert len(FACTORIES) >= 80, sorted(names)
     for expected in ("jinit.normal", "jinit.mixture", "jinit.chrono", "jinit.scaled",
                      "jinit.compat.torch.kaiming_uniform", "jinit.compat.keras.variance_scaling",
-                     "jinit.compat.mxnet.msra_prelu", "jinit.he_normal"):
+                     "jinit.compat.mxnet.msra_prelu", "jinit.he_normal", "jinit.Normal",
+                     "jinit.compat.torch.TruncNormal", "jinit.compat.mxnet.SVDOrthogonal"):
         assert expected in names
-    assert len(CASES) >= 60
+    assert len(CASES) >= 90
     assert {"jinit.zeros", "jinit.ones"} <= set(instances())
 
 

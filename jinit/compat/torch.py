@@ -42,17 +42,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jinit import _initializers as _core
 from jinit import _random
 from jinit._errors import DTypeError, InitializerArgumentError
 from jinit._gain import calculate_gain as calculate_gain
+from jinit._gain import leaky_relu_gain
 from jinit._initializers import (
     Constant,
     Initializer,
@@ -340,16 +339,13 @@ def _kaiming(a, mode, nonlinearity, layout, dtype, distribution, name):
         raise InitializerArgumentError(
             f"{owner}: nonlinearity must be a torch.nn.functional name such as 'relu'; got "
             f"nonlinearity={nonlinearity!r}.")
-    if nonlinearity == "leaky_relu" and (isinstance(a, (bool, np.bool_)) or not isinstance(
-            a, (numbers.Real, np.integer, np.floating))):
-        raise InitializerArgumentError(
-            f"{owner}: a is the leaky_relu negative slope and must be a real number (not a "
-            f"bool); got a={a!r}.")
-    try:
-        gain = calculate_gain(nonlinearity, a)
-    except InitializerArgumentError as e:
-        message = str(e).replace("calculate_gain: ", "").replace("param", "a")
-        raise InitializerArgumentError(f"{owner}: {message}") from e
+    if nonlinearity == "leaky_relu":
+        gain = leaky_relu_gain(a, name="a", owner=owner)
+    else:
+        try:
+            gain = calculate_gain(nonlinearity, a)
+        except InitializerArgumentError as e:
+            raise InitializerArgumentError(f"{owner}: {e}") from e
     return _scaled_gain(gain, mode, distribution, layout, dtype, name)
 
 
