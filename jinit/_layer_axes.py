@@ -114,24 +114,26 @@ def detected_axes() -> Mapping[str, tuple[int, ...]]:
 
 # --- the tree being planned (per-layer shapes for layer-kind selectors) -------------------------
 
-_PLANNING: contextvars.ContextVar[tuple[Any, Mapping[str, tuple[int, ...]]] | None] = (
+#: Shapes: ``((path, per-layer shape), ...)`` of every array leaf, hashable.
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+_PLANNING: contextvars.ContextVar[tuple[Any, Shapes] | None] = (
     contextvars.ContextVar("jinit_planning", default=None))
 
 
 @contextlib.contextmanager
-def planning(tree: Any, axes: Mapping[str, tuple[int, ...]]) -> Iterator[None]:
-    """Marks ``tree`` as being planned with ``{path: layer axes}``."""
-    token = _PLANNING.set((tree, axes))
+def planning(tree: Any, shapes: Shapes) -> Iterator[None]:
+    """Marks ``tree`` as being planned, with the per-layer shapes of its array leaves."""
+    token = _PLANNING.set((tree, shapes))
     try:
         yield
     finally:
         _PLANNING.reset(token)
 
 
-def planned_axes(tree: Any) -> Mapping[str, tuple[int, ...]]:
-    """The layer axes of ``tree`` if a tree initializer is planning it, else ``{}``."""
+def planned_shapes(tree: Any) -> Shapes | None:
+    """The per-layer shapes of ``tree`` if a tree initializer is planning it, else ``None``."""
     current = _PLANNING.get()
-    return current[1] if current is not None and current[0] is tree else {}
+    return current[1] if current is not None and current[0] is tree else None
 
 
 def per_layer(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -147,7 +149,7 @@ _DENSE = re.compile(r"(?i)(?!.*general).*(dense|linear).*")
 _GATES = re.compile(r"(?i)(i|h)[ifgorzn]_?|dense_[ih]")
 
 
-def unexplained(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
+def unexplained(shapes: Shapes) -> dict[str, str]:
     """``{path: why}`` for leaves with more axes than their layer kind explains.
 
     ``shapes`` are per-layer shapes (known layer axes already removed). A module is suspect when
@@ -157,7 +159,7 @@ def unexplained(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
     leaf of a suspect module is reported.
     """
     modules: dict[str, dict[str, tuple[int, ...]]] = {}
-    for path, shape in shapes.items():
+    for path, shape in shapes:
         parent, _, name = path.rpartition("/")
         modules.setdefault(parent, {})[name] = tuple(shape)
     out = {}

@@ -307,9 +307,12 @@ class Rules:
     def _plan(self, flat: FlatTree, tree: PyTree) -> list[LeafPlan | None]:
         infos = _layer_axes.boxes(tree)
         axes, settled = self._layer_axes(flat, tree, infos)
-        with _layer_axes.planning(tree, axes):
+        shapes = tuple((flat.paths[i], _layer_axes.per_layer(
+            tuple(flat.leaves[i].shape), axes.get(flat.paths[i], ())))
+            for i in flat.array_indices())
+        with _layer_axes.planning(tree, shapes):
             plans = self._plan_leaves(flat, tree, axes, infos)
-        _warn_unexplained(flat, plans, axes, settled)
+        _warn_unexplained(shapes, plans, axes, settled)
         return plans
 
     def _plan_leaves(self, flat: FlatTree, tree: PyTree, axes: Mapping[str, tuple[int, ...]],
@@ -586,13 +589,9 @@ def _close_paths(selector: Any, paths_: Sequence[str]) -> list[str]:
     return [p for s, p in ranked if s >= 0.75][:5]
 
 
-def _warn_unexplained(flat: FlatTree, plans: Sequence[LeafPlan | None],
+def _warn_unexplained(shapes: _layer_axes.Shapes, plans: Sequence[LeafPlan | None],
                       axes: Mapping[str, tuple[int, ...]], settled: set[str]) -> None:
     """Warns about initialized leaves that look stacked but have no layer axis."""
-    shapes = {}
-    for i in flat.array_indices():
-        path, shape = flat.paths[i], tuple(flat.leaves[i].shape)
-        shapes[path] = _layer_axes.per_layer(shape, axes.get(path, ()))
     suspects = _layer_axes.unexplained(shapes)
     hits = [p for p in plans if p is not None and p.init is not None and p.path in suspects
             and p.path not in settled and p.path not in axes]

@@ -10,6 +10,12 @@ same rules and the same per-path keys apply to linen and nnx models.
 * :func:`reinit_state` is the functional form over ``nnx.split`` state;
 * :func:`init` builds a module abstractly (``nnx.eval_shape``) and creates its variables with
   the tree initializer, so Flax's own initializers are never computed for them.
+
+Stacks built with ``nnx.vmap``/``nnx.scan`` (a ``(L, in, out)`` kernel) are initialized per
+layer when their variables name the stacked axis (``transform_metadata={nnx.PARTITION_NAME:
+"layers"}`` on partitioned variables); otherwise give the axis to the rules
+(``jinit.rules(preset, layer_axis=[("blocks/.*", 0)])``): leaves that look stacked without a
+known axis raise a :class:`jinit.LayerAxisWarning` saying so.
 """
 
 from __future__ import annotations

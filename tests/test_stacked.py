@@ -264,17 +264,28 @@ def test_nnx_stacks_per_layer_under_each_preset(scan):
     with pytest.warns(jinit.LayerAxisWarning, match=r"layer_axis=\[\('blocks/.*', 0\)\]"):
         jnnx.init(make, jf.defaults(), KEY)
     bound = 1 / math.sqrt(D)
+    keras = require("keras")
+    keras.utils.set_random_seed(0)
+
+    def keras_dense():
+        layer = keras.layers.Dense(D)
+        layer.build((None, D))
+        return np.asarray(layer.kernel.numpy())
+
     own = np.asarray(NModel(nnx.Rngs(1), scan).blocks.linear.kernel[...])
-    want = {"flax": own,
-            "torch": np.stack([torch.nn.Linear(D, D).weight.detach().numpy() for _ in range(L)])}
-    for name, preset, std in (("flax", jf.defaults(), bound), ("torch", jt.defaults(), None)):
+    cases = (  # preset, the framework's per-layer kernels, their uniform bound (None: normal)
+        (jf.defaults(), own, None),
+        (jt.defaults(), np.stack([torch.nn.Linear(D, D).weight.detach().numpy().T
+                                  for _ in range(L)]), bound),
+        (jk.defaults(), np.stack([keras_dense() for _ in range(L)]), math.sqrt(6 / (2 * D))))
+    for preset, want, uniform_bound in cases:
         model = jnnx.init(make, jinit.rules(preset, layer_axis=[("blocks/.*", 0)]), KEY)
         kernel = np.asarray(model.blocks.linear.kernel[...])
         assert kernel.shape == (L, D, D)
-        if std is None:
-            _uniform(kernel, want[name], bound)
+        if uniform_bound is None:
+            check_same_distribution(kernel, want, std=bound, tight=False)
         else:
-            check_same_distribution(kernel, want[name], std=std, tight=False)
+            _uniform(kernel, want, uniform_bound)
         _independent(kernel)
 
 
