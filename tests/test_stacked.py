@@ -325,3 +325,27 @@ def test_scanned_lstm_keras_recurrent_blocks_are_jointly_orthogonal_per_layer():
     for layer in fused:
         np.testing.assert_allclose(layer @ layer.T, np.eye(16), atol=1e-5)
     assert not np.allclose(fused[0], fused[1])
+
+
+def test_nested_scans_give_two_layer_axes():
+    class Inner(nn.Module):
+        @nn.compact
+        def __call__(self, x, _):
+            return nn.Dense(16)(x), None
+
+    class Outer(nn.Module):
+        @nn.compact
+        def __call__(self, x, _):
+            return nn.scan(Inner, variable_axes={"params": 1}, split_rngs={"params": True},
+                           length=3)()(x, None)
+
+    model = nn.scan(Outer, variable_axes={"params": 0}, split_rngs={"params": True}, length=2)()
+    x = jnp.ones((1, 16))
+    spec = jax.eval_shape(lambda k: model.init(k, x, None), KEY)
+    axes = jinit.flax.layer_axes(model, spec, x, None)
+    kernel = spec["params"]["ScanInner_0"]["Dense_0"]["kernel"]
+    assert kernel.shape == (2, 16, 3, 16) and axes["ScanInner_0/Dense_0/kernel"] == (0, 2)
+    params = jinit.flax.init(model, jf.defaults(), KEY, x, None)["params"]
+    w = np.asarray(params["ScanInner_0"]["Dense_0"]["kernel"])
+    np.testing.assert_array_equal(w[1, :, 2], jinit.lecun_normal()(
+        jax.random.fold_in(jinit.leaf_key(KEY, "ScanInner_0/Dense_0/kernel"), 1 * 3 + 2), (16, 16)))
