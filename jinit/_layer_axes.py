@@ -147,6 +147,9 @@ def per_layer(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
 _VECTORS = frozenset({"bias", "scale", "mean", "var", "negative_slope"})
 _DENSE = re.compile(r"(?i)(?!.*general).*(dense|linear).*")
 _GATES = re.compile(r"(?i)(i|h)[ifgorzn]_?|dense_[ih]")
+#: Layers whose bias legitimately has several axes that are not the kernel's trailing ones
+#: (an Einsum's bias spans any of its kernel's axes; ConvLocal's the output positions).
+_FREE_BIAS = re.compile(r"(?i).*(einsum|local).*")
 
 
 def unexplained(shapes: Shapes) -> dict[str, str]:
@@ -154,7 +157,8 @@ def unexplained(shapes: Shapes) -> dict[str, str]:
 
     ``shapes`` are per-layer shapes (known layer axes already removed). A module is suspect when
     a leaf that is 1-D in one layer (bias, norm scale, running mean/var) has 2 or more axes
-    (unless it is a DenseGeneral bias: the kernel's output axes), when a Dense/Linear or
+    (unless it is a DenseGeneral bias: the kernel's output axes; or an Einsum's or
+    ConvLocal's, named so), when a Dense/Linear or
     recurrent-gate kernel has more than 2 axes, or when an embedding has more than 2; every
     leaf of a suspect module is reported.
     """
@@ -176,8 +180,8 @@ def _why(own: str, leaves: Mapping[str, tuple[int, ...]]) -> str | None:
         shape = leaves[name]
         if len(shape) < 2:
             continue
-        if name == "bias" and kernel is not None and len(kernel) > len(shape) and (
-                tuple(kernel[len(kernel) - len(shape):]) == shape):
+        if name == "bias" and kernel is not None and (_FREE_BIAS.fullmatch(own) or (
+                len(kernel) > len(shape) and tuple(kernel[len(kernel) - len(shape):]) == shape)):
             continue  # DenseGeneral / attention: the bias spans the kernel's output axes
         return f"a {name} is 1-D in one layer, but this one has shape {shape}"
     if kernel is not None and len(kernel) > 2 and (_DENSE.fullmatch(own) or _GATES.fullmatch(own)):

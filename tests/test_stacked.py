@@ -349,3 +349,21 @@ def test_nested_scans_give_two_layer_axes():
     w = np.asarray(params["ScanInner_0"]["Dense_0"]["kernel"])
     np.testing.assert_array_equal(w[1, :, 2], jinit.lecun_normal()(
         jax.random.fold_in(jinit.leaf_key(KEY, "ScanInner_0/Dense_0/kernel"), 1 * 3 + 2), (16, 16)))
+
+
+def test_layers_with_many_axes_of_their_own_do_not_warn():
+    class Wide(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            img = jnp.zeros((1, 6, 6, 2))
+            nn.ConvLocal(4, (3, 3))(img)
+            nn.Conv(4, (3, 3, 3))(jnp.zeros((1, 4, 4, 4, 2)))
+            nn.Einsum((2, 8, 4), "bte,hed->bthd")(x)
+            nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8)(x)
+            return nn.DenseGeneral(3, axis=(-2, -1))(nn.DenseGeneral((2, 4))(x))
+
+    spec = jax.eval_shape(Wide().init, KEY, jnp.ones((1, 3, 8)))["params"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jinit.LayerAxisWarning)
+        for preset in (jf.defaults(), jt.defaults(), jk.defaults()):
+            jinit.rules(preset, default=jinit.zeros)(KEY, spec)
