@@ -67,11 +67,12 @@ class LeafContext:
 
     Attributes:
       path: the leaf's "/"-joined path, e.g. ``"Dense_0/bias"``.
-      shape: its shape.
+      shape: its shape; for a stacked leaf (known layer axes), one layer's shape.
       dtype: its dtype.
       siblings: the array leaves sharing its parent (its layer), by name, as
-        ``jax.ShapeDtypeStruct`` (the leaf itself included).
-      tree: every array leaf of the tree, by path, as ``jax.ShapeDtypeStruct``.
+        ``jax.ShapeDtypeStruct`` (the leaf itself included; per-layer shapes).
+      tree: every array leaf of the tree, by path, as ``jax.ShapeDtypeStruct`` (per-layer
+        shapes).
     """
 
     path: str
