@@ -261,8 +261,10 @@ def test_nnx_stacks_per_layer_under_each_preset(scan):
     torch = require("torch")
     torch.manual_seed(0)
     make = lambda: NModel(nnx.Rngs(0), scan)  # noqa: E731
+    assert jnnx.layer_axes(nnx.eval_shape(make))["blocks/linear/kernel"] == (0,)
+    state = nnx.state(nnx.eval_shape(make), nnx.Param)  # a bare state: no module to ask
     with pytest.warns(jinit.LayerAxisWarning, match=r"layer_axis=\[\('blocks/.*', 0\)\]"):
-        jnnx.init(make, jf.defaults(), KEY)
+        jf.defaults()(KEY, state)
     bound = 1 / math.sqrt(D)
     keras = require("keras")
     keras.utils.set_random_seed(0)
@@ -278,8 +280,13 @@ def test_nnx_stacks_per_layer_under_each_preset(scan):
         (jt.defaults(), np.stack([torch.nn.Linear(D, D).weight.detach().numpy().T
                                   for _ in range(L)]), bound),
         (jk.defaults(), np.stack([keras_dense() for _ in range(L)]), math.sqrt(6 / (2 * D))))
-    for preset, want, uniform_bound in cases:
-        model = jnnx.init(make, jinit.rules(preset, layer_axis=[("blocks/.*", 0)]), KEY)
+    for n, (preset, want, uniform_bound) in enumerate(cases):
+        if n == 1:  # explicit axes give the same as the axes found from the module
+            model = jnnx.init(make, jinit.rules(preset, layer_axis=[("blocks/.*", 0)]), KEY)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", jinit.LayerAxisWarning)
+                model = jnnx.init(make, preset, KEY)
         kernel = np.asarray(model.blocks.linear.kernel[...])
         assert kernel.shape == (L, D, D)
         if uniform_bound is None:
@@ -367,3 +374,13 @@ def test_layers_with_many_axes_of_their_own_do_not_warn():
         warnings.simplefilter("error", jinit.LayerAxisWarning)
         for preset in (jf.defaults(), jt.defaults(), jk.defaults()):
             jinit.rules(preset, default=jinit.zeros)(KEY, spec)
+
+
+def test_nnx_reinit_finds_the_stack_from_the_module():
+    model = NModel(nnx.Rngs(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jinit.LayerAxisWarning)
+        jnnx.reinit(model, jt.defaults(), KEY)
+    bias, bound = np.asarray(model.blocks.linear.bias[...]), 1 / math.sqrt(D)
+    assert bias.shape == (L, D) and 0.95 * bound < np.abs(bias).max() <= bound
+    _independent(model.blocks.linear.kernel[...])
