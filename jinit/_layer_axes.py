@@ -7,7 +7,8 @@ axes*. They come, first match wins, from:
 
 1. the ``layer_axis=`` argument of :func:`jinit.rules` (explicit);
 2. the module, when one is given (``jinit.flax.init`` reads the axes ``nn.scan``/``nn.vmap``
-   add; it hands them to the tree initializer through :func:`detected`);
+   add, ``jinit.nnx.init``/``reinit`` compare nnx layers' leaves with one layer's shapes; they
+   hand them to the tree initializer through :func:`detected`);
 3. the axis names of Flax boxes (``nn.Partitioned``/``nn.LogicallyPartitioned``, nnx variables'
    ``out_sharding``): an axis named one of :data:`LAYER_AXIS_NAMES` (``"layers"``, as
    ``metadata_params={nn.PARTITION_NAME: "layers"}`` names it) is a layer axis.

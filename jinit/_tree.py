@@ -830,8 +830,8 @@ def rules(
       layer_axis: the layer axes of stacked leaves: an int (or tuple, or axis name) for every
         leaf, or ``(selector, axes)`` pairs, first match wins, e.g.
         ``[("ScanBlock_0/.*", 0)]``; ``axes`` is an int, a tuple of ints (nested stacks), an
-        axis name of the leaf's partition names (``"layers"``), or ``None`` (not stacked:
-        also silences the warning).
+        axis name of the leaf's partition names (``"layers"``; leaves without that name keep
+        their automatic axes), or ``None`` (not stacked: also silences the warning).
       logical_axis_rules: ``(logical name, mesh axis or None)`` pairs mapping logical
         partition names to the mesh (default: the rules of an enclosing
         ``with nn.logical_axis_rules(...)``, or the box's own).
