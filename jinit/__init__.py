@@ -120,6 +120,7 @@ from jinit._tree import (
 # --- research initializers and recipes (owner: research) ---------------------------------------
 from jinit import recipes as recipes
 from jinit._research import LsuvLayer as LsuvLayer, MuP as MuP, lsuv as lsuv, mup as mup
+from jinit._coord_check import CoordCheck as CoordCheck, coord_check as coord_check
 
 # --- subpackages -----------------------------------------------------------------------------
 from jinit import compat as compat

@@ -7,7 +7,8 @@ axes*. They come, first match wins, from:
 
 1. the ``layer_axis=`` argument of :func:`jinit.rules` (explicit);
 2. the module, when one is given (``jinit.flax.init`` reads the axes ``nn.scan``/``nn.vmap``
-   add; it hands them to the tree initializer through :func:`detected`);
+   add, ``jinit.nnx.init``/``reinit`` compare nnx layers' leaves with one layer's shapes; they
+   hand them to the tree initializer through :func:`detected`);
 3. the axis names of Flax boxes (``nn.Partitioned``/``nn.LogicallyPartitioned``, nnx variables'
    ``out_sharding``): an axis named one of :data:`LAYER_AXIS_NAMES` (``"layers"``, as
    ``metadata_params={nn.PARTITION_NAME: "layers"}`` names it) is a layer axis.
@@ -114,24 +115,26 @@ def detected_axes() -> Mapping[str, tuple[int, ...]]:
 
 # --- the tree being planned (per-layer shapes for layer-kind selectors) -------------------------
 
-_PLANNING: contextvars.ContextVar[tuple[Any, Mapping[str, tuple[int, ...]]] | None] = (
+#: Shapes: ``((path, per-layer shape), ...)`` of every array leaf, hashable.
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+_PLANNING: contextvars.ContextVar[tuple[Any, Shapes] | None] = (
     contextvars.ContextVar("jinit_planning", default=None))
 
 
 @contextlib.contextmanager
-def planning(tree: Any, axes: Mapping[str, tuple[int, ...]]) -> Iterator[None]:
-    """Marks ``tree`` as being planned with ``{path: layer axes}``."""
-    token = _PLANNING.set((tree, axes))
+def planning(tree: Any, shapes: Shapes) -> Iterator[None]:
+    """Marks ``tree`` as being planned, with the per-layer shapes of its array leaves."""
+    token = _PLANNING.set((tree, shapes))
     try:
         yield
     finally:
         _PLANNING.reset(token)
 
 
-def planned_axes(tree: Any) -> Mapping[str, tuple[int, ...]]:
-    """The layer axes of ``tree`` if a tree initializer is planning it, else ``{}``."""
+def planned_shapes(tree: Any) -> Shapes | None:
+    """The per-layer shapes of ``tree`` if a tree initializer is planning it, else ``None``."""
     current = _PLANNING.get()
-    return current[1] if current is not None and current[0] is tree else {}
+    return current[1] if current is not None and current[0] is tree else None
 
 
 def per_layer(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -145,19 +148,23 @@ def per_layer(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
 _VECTORS = frozenset({"bias", "scale", "mean", "var", "negative_slope"})
 _DENSE = re.compile(r"(?i)(?!.*general).*(dense|linear).*")
 _GATES = re.compile(r"(?i)(i|h)[ifgorzn]_?|dense_[ih]")
+#: Layers whose bias legitimately has several axes that are not the kernel's trailing ones
+#: (an Einsum's bias spans any of its kernel's axes; ConvLocal's the output positions).
+_FREE_BIAS = re.compile(r"(?i).*(einsum|local).*")
 
 
-def unexplained(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, str]:
+def unexplained(shapes: Shapes) -> dict[str, str]:
     """``{path: why}`` for leaves with more axes than their layer kind explains.
 
     ``shapes`` are per-layer shapes (known layer axes already removed). A module is suspect when
     a leaf that is 1-D in one layer (bias, norm scale, running mean/var) has 2 or more axes
-    (unless it is a DenseGeneral bias: the kernel's output axes), when a Dense/Linear or
+    (unless it is a DenseGeneral bias: the kernel's output axes; or an Einsum's or
+    ConvLocal's, named so), when a Dense/Linear or
     recurrent-gate kernel has more than 2 axes, or when an embedding has more than 2; every
     leaf of a suspect module is reported.
     """
     modules: dict[str, dict[str, tuple[int, ...]]] = {}
-    for path, shape in shapes.items():
+    for path, shape in shapes:
         parent, _, name = path.rpartition("/")
         modules.setdefault(parent, {})[name] = tuple(shape)
     out = {}
@@ -174,8 +181,8 @@ def _why(own: str, leaves: Mapping[str, tuple[int, ...]]) -> str | None:
         shape = leaves[name]
         if len(shape) < 2:
             continue
-        if name == "bias" and kernel is not None and len(kernel) > len(shape) and (
-                tuple(kernel[len(kernel) - len(shape):]) == shape):
+        if name == "bias" and kernel is not None and (_FREE_BIAS.fullmatch(own) or (
+                len(kernel) > len(shape) and tuple(kernel[len(kernel) - len(shape):]) == shape)):
             continue  # DenseGeneral / attention: the bias spans the kernel's output axes
         return f"a {name} is 1-D in one layer, but this one has shape {shape}"
     if kernel is not None and len(kernel) > 2 and (_DENSE.fullmatch(own) or _GATES.fullmatch(own)):

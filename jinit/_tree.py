@@ -67,11 +67,12 @@ class LeafContext:
 
     Attributes:
       path: the leaf's "/"-joined path, e.g. ``"Dense_0/bias"``.
-      shape: its shape.
+      shape: its shape; for a stacked leaf (known layer axes), one layer's shape.
       dtype: its dtype.
       siblings: the array leaves sharing its parent (its layer), by name, as
-        ``jax.ShapeDtypeStruct`` (the leaf itself included).
-      tree: every array leaf of the tree, by path, as ``jax.ShapeDtypeStruct``.
+        ``jax.ShapeDtypeStruct`` (the leaf itself included; per-layer shapes).
+      tree: every array leaf of the tree, by path, as ``jax.ShapeDtypeStruct`` (per-layer
+        shapes).
     """
 
     path: str
@@ -307,9 +308,12 @@ class Rules:
     def _plan(self, flat: FlatTree, tree: PyTree) -> list[LeafPlan | None]:
         infos = _layer_axes.boxes(tree)
         axes, settled = self._layer_axes(flat, tree, infos)
-        with _layer_axes.planning(tree, axes):
+        shapes = tuple((flat.paths[i], _layer_axes.per_layer(
+            tuple(flat.leaves[i].shape), axes.get(flat.paths[i], ())))
+            for i in flat.array_indices())
+        with _layer_axes.planning(tree, shapes):
             plans = self._plan_leaves(flat, tree, axes, infos)
-        _warn_unexplained(flat, plans, axes, settled)
+        _warn_unexplained(shapes, plans, axes, settled)
         return plans
 
     def _plan_leaves(self, flat: FlatTree, tree: PyTree, axes: Mapping[str, tuple[int, ...]],
@@ -586,13 +590,9 @@ def _close_paths(selector: Any, paths_: Sequence[str]) -> list[str]:
     return [p for s, p in ranked if s >= 0.75][:5]
 
 
-def _warn_unexplained(flat: FlatTree, plans: Sequence[LeafPlan | None],
+def _warn_unexplained(shapes: _layer_axes.Shapes, plans: Sequence[LeafPlan | None],
                       axes: Mapping[str, tuple[int, ...]], settled: set[str]) -> None:
     """Warns about initialized leaves that look stacked but have no layer axis."""
-    shapes = {}
-    for i in flat.array_indices():
-        path, shape = flat.paths[i], tuple(flat.leaves[i].shape)
-        shapes[path] = _layer_axes.per_layer(shape, axes.get(path, ()))
     suspects = _layer_axes.unexplained(shapes)
     hits = [p for p in plans if p is not None and p.init is not None and p.path in suspects
             and p.path not in settled and p.path not in axes]
@@ -830,8 +830,8 @@ def rules(
       layer_axis: the layer axes of stacked leaves: an int (or tuple, or axis name) for every
         leaf, or ``(selector, axes)`` pairs, first match wins, e.g.
         ``[("ScanBlock_0/.*", 0)]``; ``axes`` is an int, a tuple of ints (nested stacks), an
-        axis name of the leaf's partition names (``"layers"``), or ``None`` (not stacked:
-        also silences the warning).
+        axis name of the leaf's partition names (``"layers"``; leaves without that name keep
+        their automatic axes), or ``None`` (not stacked: also silences the warning).
       logical_axis_rules: ``(logical name, mesh axis or None)`` pairs mapping logical
         partition names to the mesh (default: the rules of an enclosing
         ``with nn.logical_axis_rules(...)``, or the box's own).

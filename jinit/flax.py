@@ -82,7 +82,7 @@ class _Log:
     """Where the probe boxes write the axes the lifted transforms remove (hashed by identity)."""
 
     def __init__(self) -> None:
-        self.removed: dict[str, list[int]] = {}
+        self.removed: dict[str, list[tuple[tuple[int, ...], int]]] = {}
 
 
 class _AxisProbe(meta.AxisMetadata):
@@ -101,7 +101,7 @@ class _AxisProbe(meta.AxisMetadata):
         return self
 
     def remove_axis(self, index: int, params: dict[Any, Any]) -> _AxisProbe:
-        self.log.removed.setdefault(self.path, []).append(index)
+        self.log.removed.setdefault(self.path, []).append((tuple(self.value.shape), index))
         return self
 
 
@@ -110,11 +110,18 @@ jax.tree_util.register_pytree_node(
     lambda aux, children: _AxisProbe(children[0], *aux))
 
 
-def _original_axes(ndim: int, removed: list[int]) -> tuple[int, ...]:
-    """Axes of the full shape, from removals each indexed in the shape left by the previous."""
-    positions, out = list(range(ndim)), []
-    for index in removed:
-        out.append(positions.pop(index))
+def _original_axes(shape: tuple[int, ...], removed: list[tuple[tuple[int, ...], int]]
+                   ) -> tuple[int, ...]:
+    """Axes of the full shape, from ``(shape, index)`` removals, outer transform first.
+
+    A nested transform's body may be traced more than once (its removals repeat); each removal
+    applies to the shape the previous one left, so repeats are skipped by shape.
+    """
+    positions, out, current = list(range(len(shape))), [], tuple(shape)
+    for seen, index in dict.fromkeys(removed):
+        if seen == current:
+            out.append(positions.pop(index))
+            current = current[:index] + current[index + 1:]
     return tuple(sorted(out))
 
 
@@ -165,9 +172,10 @@ def layer_axes(module: nn.Module, variables: Mapping[str, Any], *args: Any,
                             rngs=r, **kw)
 
     jax.eval_shape(run, probe, dyn, dict(rngs or {}))
-    ndims = {path_str(kp): len(x.shape)
-             for kp, x in jax.tree_util.tree_flatten_with_path(params)[0]}
-    return {path: _original_axes(nd, log.removed.get(path, [])) for path, nd in ndims.items()}
+    shapes = {path_str(kp): tuple(x.shape)
+              for kp, x in jax.tree_util.tree_flatten_with_path(params)[0]}
+    return {path: _original_axes(shape, log.removed.get(path, []))
+            for path, shape in shapes.items()}
 
 
 def init(

@@ -261,20 +261,38 @@ def test_nnx_stacks_per_layer_under_each_preset(scan):
     torch = require("torch")
     torch.manual_seed(0)
     make = lambda: NModel(nnx.Rngs(0), scan)  # noqa: E731
+    assert jnnx.layer_axes(nnx.eval_shape(make))["blocks/linear/kernel"] == (0,)
+    state = nnx.state(nnx.eval_shape(make), nnx.Param)  # a bare state: no module to ask
     with pytest.warns(jinit.LayerAxisWarning, match=r"layer_axis=\[\('blocks/.*', 0\)\]"):
-        jnnx.init(make, jf.defaults(), KEY)
+        jf.defaults()(KEY, state)
     bound = 1 / math.sqrt(D)
+    keras = require("keras")
+    keras.utils.set_random_seed(0)
+
+    def keras_dense():
+        layer = keras.layers.Dense(D)
+        layer.build((None, D))
+        return np.asarray(layer.kernel.numpy())
+
     own = np.asarray(NModel(nnx.Rngs(1), scan).blocks.linear.kernel[...])
-    want = {"flax": own,
-            "torch": np.stack([torch.nn.Linear(D, D).weight.detach().numpy() for _ in range(L)])}
-    for name, preset, std in (("flax", jf.defaults(), bound), ("torch", jt.defaults(), None)):
-        model = jnnx.init(make, jinit.rules(preset, layer_axis=[("blocks/.*", 0)]), KEY)
+    cases = (  # preset, the framework's per-layer kernels, their uniform bound (None: normal)
+        (jf.defaults(), own, None),
+        (jt.defaults(), np.stack([torch.nn.Linear(D, D).weight.detach().numpy().T
+                                  for _ in range(L)]), bound),
+        (jk.defaults(), np.stack([keras_dense() for _ in range(L)]), math.sqrt(6 / (2 * D))))
+    for n, (preset, want, uniform_bound) in enumerate(cases):
+        if n == 1:  # explicit axes give the same as the axes found from the module
+            model = jnnx.init(make, jinit.rules(preset, layer_axis=[("blocks/.*", 0)]), KEY)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", jinit.LayerAxisWarning)
+                model = jnnx.init(make, preset, KEY)
         kernel = np.asarray(model.blocks.linear.kernel[...])
         assert kernel.shape == (L, D, D)
-        if std is None:
-            _uniform(kernel, want[name], bound)
+        if uniform_bound is None:
+            check_same_distribution(kernel, want, std=bound, tight=False)
         else:
-            check_same_distribution(kernel, want[name], std=std, tight=False)
+            _uniform(kernel, want, uniform_bound)
         _independent(kernel)
 
 
@@ -314,3 +332,55 @@ def test_scanned_lstm_keras_recurrent_blocks_are_jointly_orthogonal_per_layer():
     for layer in fused:
         np.testing.assert_allclose(layer @ layer.T, np.eye(16), atol=1e-5)
     assert not np.allclose(fused[0], fused[1])
+
+
+def test_nested_scans_give_two_layer_axes():
+    class Inner(nn.Module):
+        @nn.compact
+        def __call__(self, x, _):
+            return nn.Dense(16)(x), None
+
+    class Outer(nn.Module):
+        @nn.compact
+        def __call__(self, x, _):
+            return nn.scan(Inner, variable_axes={"params": 1}, split_rngs={"params": True},
+                           length=3)()(x, None)
+
+    model = nn.scan(Outer, variable_axes={"params": 0}, split_rngs={"params": True}, length=2)()
+    x = jnp.ones((1, 16))
+    spec = jax.eval_shape(lambda k: model.init(k, x, None), KEY)
+    axes = jinit.flax.layer_axes(model, spec, x, None)
+    kernel = spec["params"]["ScanInner_0"]["Dense_0"]["kernel"]
+    assert kernel.shape == (2, 16, 3, 16) and axes["ScanInner_0/Dense_0/kernel"] == (0, 2)
+    params = jinit.flax.init(model, jf.defaults(), KEY, x, None)["params"]
+    w = np.asarray(params["ScanInner_0"]["Dense_0"]["kernel"])
+    np.testing.assert_array_equal(w[1, :, 2], jinit.lecun_normal()(
+        jax.random.fold_in(jinit.leaf_key(KEY, "ScanInner_0/Dense_0/kernel"), 1 * 3 + 2), (16, 16)))
+
+
+def test_layers_with_many_axes_of_their_own_do_not_warn():
+    class Wide(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            img = jnp.zeros((1, 6, 6, 2))
+            nn.ConvLocal(4, (3, 3))(img)
+            nn.Conv(4, (3, 3, 3))(jnp.zeros((1, 4, 4, 4, 2)))
+            nn.Einsum((2, 8, 4), "bte,hed->bthd")(x)
+            nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8)(x)
+            return nn.DenseGeneral(3, axis=(-2, -1))(nn.DenseGeneral((2, 4))(x))
+
+    spec = jax.eval_shape(Wide().init, KEY, jnp.ones((1, 3, 8)))["params"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jinit.LayerAxisWarning)
+        for preset in (jf.defaults(), jt.defaults(), jk.defaults()):
+            jinit.rules(preset, default=jinit.zeros)(KEY, spec)
+
+
+def test_nnx_reinit_finds_the_stack_from_the_module():
+    model = NModel(nnx.Rngs(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jinit.LayerAxisWarning)
+        jnnx.reinit(model, jt.defaults(), KEY)
+    bias, bound = np.asarray(model.blocks.linear.bias[...]), 1 / math.sqrt(D)
+    assert bias.shape == (L, D) and 0.95 * bound < np.abs(bias).max() <= bound
+    _independent(model.blocks.linear.kernel[...])

@@ -270,6 +270,12 @@ def test_strict_rule_matching_nothing():
     assert float(out["Dense_0"]["bias"][0]) == 1.0
 
 
+def test_strict_rule_typo_suggests_close_paths():
+    with pytest.raises(jinit.RuleError, match=r"(?s)rule 0 \('\.\*/kernal', .*matches no leaf.*"
+                                              r"Did you mean 'Dense_0/kernel', 'Dense_1/kernel'\?"):
+        jinit.rules((".*/kernal", jinit.zeros), default=jinit.ones)(KEY, spec())
+
+
 def test_strict_rule_shadowed_by_earlier_rules():
     with pytest.raises(jinit.RuleError, match=r"rule 1 .* matches 2 leaf\(s\), but earlier "
                                               r"rules take all of them"):

@@ -47,7 +47,7 @@ from jinit._initializers import (
     variance_scaling,
     zeros,
 )
-from jinit._layer_axes import per_layer, planned_axes
+from jinit._layer_axes import planned_shapes
 from jinit._paths import flatten, is_array_like
 from jinit._structural import gate_bias
 from jinit._tree import LeafContext, Rules, rules
@@ -382,8 +382,8 @@ class LayerKind(Predicate):
             "jinit.rules(...) or jinit.paths(tree, selector).")
 
     def prepare(self, tree: Any) -> Callable[[str, Any], bool]:
-        axes = planned_axes(tree)  # stacked layers are recognized by one layer's shapes
-        layers = _recognize(tuple((p, per_layer(s, axes.get(p, ()))) for p, s in _shapes(tree)))
+        shapes = planned_shapes(tree)  # per layer (stacked leaves), while a tree is planned
+        layers = _recognize(shapes if shapes is not None else _shapes(tree))
         return lambda path, leaf: path in layers and layers[path].kind in self.kinds
 
 
