@@ -167,11 +167,16 @@ class KerasTarget(_models.Target):
             if rule is None:
                 sub_vars = {id(v) for s in subs for v in s.weights}
                 own = [v for v in layer.weights if id(v) not in sub_vars]
-                if own:
-                    variables = {_relative(v, layer, ""): v for v in own}
+                scopes: dict[str, dict[str, Any]] = {}  # weights made under a sub-scope form their own layer
+                for v in own:
+                    scope, _, leaf = _relative(v, layer, "").rpartition("/")
+                    scopes.setdefault(scope, {})[leaf] = v
+                for scope, variables in scopes.items():
+                    full = "/".join(x for x in (name, scope) if x)
                     specs = {n: _spec(v) for n, v in variables.items()}
-                    out.append(TargetLayer(name, RAW.kind, specs, {}, (layer, variables),
-                                           f"weights of {type(layer).__name__}", RAW, auto, "/"))  # fmt: skip
+                    parts = auto + (False,) * (len(full.split("/")) - len(auto))
+                    out.append(TargetLayer(full, RAW.kind, specs, {}, (layer, variables),
+                                           f"weights of {type(layer).__name__}", RAW, parts, "/"))  # fmt: skip
                 continue
             inside.update(id(s) for s in subs)
             variables = {_relative(v, layer, rule.kind): v for v in layer.weights}

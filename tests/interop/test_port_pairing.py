@@ -410,3 +410,55 @@ def test_frozen_parameters_without_flax_partner_are_skipped(torch):
     t.pos.weight.requires_grad = True
     with pytest.raises(PortError, match=r"missing \(1\):\n  pos \(embed\): weight\[6, 4\]"):
         load_torch(t, variables)
+
+
+def test_tf_keras_weights_made_under_a_name_scope_pair_by_name():
+    """A tf-keras layer that makes its weights itself under sub-scopes (Hugging Face TF
+    embeddings: ``word_embeddings/weight``) pairs by name with the Flax layers of those names."""
+    tf = require("tensorflow")
+    tf_keras = pytest.importorskip("tf_keras")
+    from jinit.interop import load_keras, params_from_keras
+
+    class Embeddings(tf_keras.layers.Layer):
+        def build(self, input_shape):
+            with tf.name_scope("word_embeddings"):
+                self.weight = self.add_weight(name="weight", shape=[10, 4])
+            with tf.name_scope("position_embeddings"):
+                self.pos = self.add_weight(name="embeddings", shape=[6, 4])
+            super().build(input_shape)
+
+        def call(self, ids):
+            return tf.gather(self.weight, ids) + self.pos[: tf.shape(ids)[1]]
+
+    class Model(tf_keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.embeddings = Embeddings(name="embeddings")
+
+        def call(self, ids):
+            return self.embeddings(ids)
+
+    class FEmb(fnn.Module):
+        def setup(self):
+            self.word_embeddings = fnn.Embed(10, 4)
+            self.position_embeddings = fnn.Embed(6, 4)
+
+        def __call__(self, ids):
+            return self.word_embeddings(ids) + self.position_embeddings(jnp.arange(ids.shape[1]))[None]
+
+    class F(fnn.Module):
+        def setup(self):
+            self.embeddings = FEmb()
+
+        def __call__(self, ids):
+            return self.embeddings(ids)
+
+    ids = np.array([[1, 2, 3]])
+    variables = jax.tree.map(lambda a: a, F().init(jax.random.key(0), ids))  # re-sorted
+    km = Model()
+    km(ids)
+    rep = load_keras(km, variables)
+    assert rep.ok and {p.paired_by for p in rep.params} == {"name"}
+    assert [p.target for p in rep.params] == ["embeddings/word_embeddings/weight", "embeddings/position_embeddings/embeddings"]
+    assert_close(F().apply(variables, ids), km(ids).numpy())
+    assert_same_tree(params_from_keras(km, like=variables), variables)
