@@ -4,7 +4,9 @@ HF transformers BERT, GPT-2 and ViT (Flax twin <-> torch model, built from tiny 
 random weights) and a Flax ResNet-18 (Flax's ImageNet example) <-> torchvision ``resnet18``.
 Each is ported in both directions, from the variables tree in creation order and re-sorted
 (what ``jax.tree.map``, optax or a checkpoint library returns), with no ``mapping``, no
-``hparams`` and ``strict=True``: hyper-parameters are read from ``source=``. Eval-mode outputs
+``hparams`` and ``strict=True``: hyper-parameters are read from ``source=`` (the HF model's
+``module``; for the compact ResNet, the module and an example input to trace), and the reports
+carry no warning (no value was checked on an assumption). Eval-mode outputs
 must agree within 1e-5 of their scale. ``initializer_range=0.2`` and jittered norms/biases make
 every tensor distinct, so a swapped pair (q/k/v, two layers) moves the outputs by far more.
 """
@@ -38,7 +40,7 @@ WRONG = 1e-2  # a wrong load moves the outputs by more than this
 @dataclasses.dataclass
 class Case:
     variables: dict  # the Flax side, creation order
-    source: Any  # the Flax module the variables belong to
+    source: Any  # the Flax module the variables belong to (compact: with an example input)
     flax_fwd: Callable[[dict], dict[str, np.ndarray]]
     torch_model: Any  # independent random weights
     torch_fwd: Callable[[Any], dict[str, np.ndarray]]
@@ -107,7 +109,7 @@ def _resnet18() -> Case:
         with torch.no_grad():
             return {"logits": m(tx).numpy()}
 
-    return Case(variables, module, lambda v: {"logits": np.asarray(module.apply(v, x))},
+    return Case(variables, (module, x), lambda v: {"logits": np.asarray(module.apply(v, x))},
                 torch_model, torch_fwd, ("layer1.0.conv1.weight", "layer1.0.conv2.weight"))  # fmt: skip
 
 
@@ -123,14 +125,17 @@ ORDERS = {"created": lambda tree: tree, "sorted": resorted}
 def test_flax_to_torch(case, order):
     target = copy.deepcopy(case.torch_model)
     assert rel_diff(case.torch_fwd(target), case.flax_out) > WRONG  # the outputs tell
-    load_torch(target, ORDERS[order](case.variables), source=case.source)
+    report = load_torch(target, ORDERS[order](case.variables), source=case.source)
+    assert not report.warnings, report.warnings
     assert rel_diff(case.torch_fwd(target), case.flax_out) <= TOL
 
 
 @pytest.mark.parametrize("order", ORDERS)
 def test_torch_to_flax(case, order):
     assert rel_diff(case.flax_out, case.torch_out) > WRONG
-    params = params_from_torch(case.torch_model, ORDERS[order](case.variables), source=case.source)
+    like = ORDERS[order](case.variables)
+    params, report = params_from_torch(case.torch_model, like, source=case.source, report=True)
+    assert not report.warnings, report.warnings
     assert rel_diff(case.flax_fwd(params), case.torch_out) <= TOL
 
 
