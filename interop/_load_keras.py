@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinit.interop import _layers, _models
-from jinit.interop._layouts import Spec
+from jinit.interop._layouts import Permute, Rename, Reshape, Spec
 from jinit.interop._models import LoadReport, Staged, TargetLayer
-from jinit.interop._registry import RAW, builtins, first_time, lookup, register_layer
+from jinit.interop._registry import RAW, LayerRule, builtins, first_time, lookup, register_layer
 
 
 _KINDS = (
@@ -52,13 +52,29 @@ def _register(keras: Any) -> None:
             register_layer(cls, _layers.builtin(kind, "keras", _unsupported(kind)))
 
 
+def _is_linear_in_out(layer) -> bool:
+    """A dense layer with weights ``weight (nx, nf)`` and ``bias (1, nf)`` (GPT-style ``TFConv1D``)."""
+    return isinstance(getattr(layer, "nf", None), int) and isinstance(getattr(layer, "nx", None), int)
+
+
+_BIAS_ROW = Reshape("bias", (1, -1))
+#: the Flax kernel as is (nn.Dense, (in, out)) or transposed (a Flax layer keeping (out, in))
+LINEAR_IN_OUT = LayerRule("linear_in_out", flax="kernel2", ops=(Rename("kernel", "weight"), _BIAS_ROW),
+                          alternatives=((Rename("kernel", "weight"), Permute("weight", (1, 0)), _BIAS_ROW),))  # fmt: skip
+
+
 def _register_keras3() -> None:
     import keras
 
     _register(keras)
 
 
-builtins("keras", _register_keras3)
+def _register_all() -> None:
+    _register_keras3()
+    register_layer(_is_linear_in_out, LINEAR_IN_OUT, framework="keras")
+
+
+builtins("keras", _register_all)
 
 
 def _package(model: Any) -> Any:
