@@ -162,6 +162,18 @@ def builtins(framework: str, register: Callable[[], None]) -> None:
 _MODULES = {"torch": "_load_torch", "keras": "_load_keras", "gluon": "_load_gluon"}
 
 
+_SINGLETONS: dict[str, Any] = {}
+
+
+def singleton(name: str, make: Callable[[], Any]) -> Any:
+    """One object per process for ``name`` (a layer class its rule is registered for), even when
+    the defining module is imported twice (doctest collection imports ``interop`` as well)."""
+    with _LOCK:
+        if name not in _SINGLETONS:
+            _SINGLETONS[name] = make()
+        return _SINGLETONS[name]
+
+
 def first_time(token: str) -> bool:
     """True the first time ``token`` is seen (built-in registrations run once per process)."""
     with _LOCK:

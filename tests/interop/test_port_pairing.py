@@ -310,11 +310,18 @@ def test_plan_is_a_dry_run(torch):
         plan(object(), variables)
 
 
-@pytest.mark.parametrize("leaf, what", [(1.5, "float"), (None, "None")])
+@pytest.mark.parametrize("leaf, what", [(1.5, "a float, not an array"), (None, "a None, not an array"),
+                                        (jax.ShapeDtypeStruct((3, 4), jnp.float32), "a jax.ShapeDtypeStruct")])
 def test_non_array_leaves_are_named(torch, leaf, what):
     variables = {"params": {"Dense_0": {"kernel": leaf, "bias": jnp.zeros(4)}}}
-    with pytest.raises(InteropError, match=rf"load_torch: leaf 'params/Dense_0/kernel' is a {what}, not an array"):
+    with pytest.raises(InteropError, match=rf"load_torch: leaf 'params/Dense_0/kernel' is {what}"):
         load_torch(torch.nn.Linear(3, 4), variables)
+
+
+def test_abstract_like_is_fine_for_reading(torch):
+    like = {"params": {"kernel": jax.ShapeDtypeStruct((3, 4), jnp.float32), "bias": jax.ShapeDtypeStruct((4,), jnp.float32)}}
+    out = params_from_torch(torch.nn.Linear(3, 4), like)
+    assert out["params"]["kernel"].shape == (3, 4)
 
 
 def test_deleted_leaves_are_named_for_every_framework(torch):
