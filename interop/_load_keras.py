@@ -137,8 +137,10 @@ def _relative(variable, layer, kind: str) -> str:
     if path.startswith(prefix):
         rel = path[len(prefix):]
     else:
-        m = re.search(rf"(^|/){re.escape(layer.name)}/", path)
-        rel = path[m.end():] if m else path.rsplit("/", 1)[-1]
+        found = list(re.finditer(rf"(^|/){re.escape(layer.name)}/", path))  # the last: the layer's own
+        rel = path[found[-1].end():] if found else path.rsplit("/", 1)[-1]  # scope may repeat its name
+    while rel.startswith(layer.name + "/"):  # built under a name scope of its own name
+        rel = rel[len(layer.name) + 1:]
     if kind in ("lstm", "gru"):  # weights live in the cell sublayer
         rel = rel.rsplit("/", 1)[-1]
     return rel
@@ -146,6 +148,11 @@ def _relative(variable, layer, kind: str) -> str:
 
 def _spec(v) -> Spec:
     return Spec(tuple(int(d) for d in v.shape), getattr(v.dtype, "name", None) or str(v.dtype))
+
+
+def _frozen(variables: dict[str, Any]) -> bool:
+    """Every weight is non-trainable (a fixed table such as sinusoidal positions)."""
+    return bool(variables) and all(getattr(v, "trainable", True) is False for v in variables.values())
 
 
 def _value(variable) -> Any:
@@ -192,14 +199,16 @@ class KerasTarget(_models.Target):
                     specs = {n: _spec(v) for n, v in variables.items()}
                     parts = auto + (False,) * (len(full.split("/")) - len(auto))
                     out.append(TargetLayer(full, RAW.kind, specs, {}, (layer, variables),
-                                           f"weights of {type(layer).__name__}", RAW, parts, "/"))  # fmt: skip
+                                           f"weights of {type(layer).__name__}", RAW, parts, "/",
+                                           _frozen(variables)))  # fmt: skip
                 continue
             inside.update(id(s) for s in subs)
             variables = {_relative(v, layer, rule.kind): v for v in layer.weights}
             specs = {n: _spec(v) for n, v in variables.items()}
             hp = {h.name: v for h in rule.hparams if (v := h.read_target(layer)) is not None}
             why = rule.why_unsupported(layer)
-            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, (layer, variables), why, rule, auto, "/"))
+            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, (layer, variables), why, rule, auto, "/",
+                                   _frozen(variables)))  # fmt: skip
         return out
 
     def export(self, x, mode):

@@ -520,3 +520,4 @@ def test_tf_keras_linear_in_out_with_row_bias():
     want = (x @ np.asarray(k1).T + 1) @ np.asarray(k2).T + 1
     assert_close(want, km(x).numpy())
     assert_same_tree(params_from_keras(km, like=variables), variables)
+
