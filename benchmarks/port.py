@@ -20,9 +20,6 @@ round, which cancels most of a shared machine's background load (printed with th
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import logging
 import os
 
 import jax
@@ -45,8 +42,9 @@ def _imports():
     from published import require_transformers  # noqa: PLC0415
 
     jax.config.update("jax_numpy_rank_promotion", "allow")  # the tests' conftest sets "raise"
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    return require_transformers()
+    transformers = require_transformers()
+    transformers.logging.set_verbosity_error()  # the converter's "all weights were used" notes
+    return transformers
 
 
 def _same(a, b, what: str) -> None:
@@ -75,9 +73,7 @@ def main(quick: bool = False, rounds: int | None = None) -> dict[str, Timing]:
     n = sum(p.numel() for p in bert.parameters())
 
     def hf_to_torch():
-        with contextlib.redirect_stdout(io.StringIO()):
-            load_flax_weights_in_pytorch_model(into["hf"], params)
-        return into["hf"]
+        return load_flax_weights_in_pytorch_model(into["hf"], params)
 
     cases = {
         "flax->torch jinit copy": lambda: load_torch(into["copy"], params, source=source),
@@ -105,7 +101,7 @@ def main(quick: bool = False, rounds: int | None = None) -> dict[str, Timing]:
           f"background busy cores during the calls (median): {bg_of(t):.2f}")  # fmt: skip
     print(f"{'case':38s} {'seconds median (min-max)':28s} x HF (same-run ratio)")
     for name, timing in t.items():
-        hf = t[name.split(" jinit")[0] + " HF converter"]
+        hf = t[name.split(" ")[0] + " HF converter"]
         x = "" if timing is hf else f"{ratio(timing, hf):.2f}"
         print(f"{name:38s} {fmt_s(timing):28s} {x}")
     return t

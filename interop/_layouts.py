@@ -340,6 +340,35 @@ class Merge(Op):
 
 
 @dataclasses.dataclass(frozen=True)
+class Reshape(Op):
+    """Reshapes one slot to ``shape`` (one entry may be -1): a bias ``(n,)`` stored as ``(1, n)``.
+
+    The inverse restores the shape the slot had before.
+    """
+
+    slot: str
+    shape: tuple[int, ...]
+
+    @property
+    def reads(self):
+        return (self.slot,)
+
+    def apply(self, env, ops):
+        s = ops.shape(env[self.slot])
+        known = math.prod(d for d in self.shape if d != -1)
+        shape = tuple(math.prod(s) // known if d == -1 and known else d for d in self.shape)
+        if self.shape.count(-1) > 1 or math.prod(shape) != math.prod(s):
+            raise ShapeError(f"{self.describe()}: {self.slot!r} has shape {s}")
+        env[self.slot] = ops.reshape(env[self.slot], shape)
+
+    def invert(self, env, ops, before):
+        env[self.slot] = ops.reshape(env[self.slot], before[self.slot].shape)
+
+    def describe(self):
+        return f"reshape{self.shape}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Concat(Op):
     """Concatenates slots ``srcs`` (in order) along ``axis`` into ``dst``: a copy.
 

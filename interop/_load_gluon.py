@@ -10,7 +10,6 @@ four Dense layers that the rules recognise.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,15 +17,18 @@ from jinit.interop import _layers, _models
 from jinit.interop._layouts import Spec
 from jinit.interop._models import LoadReport, Staged, TargetLayer
 from jinit.interop._mxnet import import_mxnet
-from jinit.interop._registry import RAW, builtins, lookup, register_layer
+from jinit.interop._registry import RAW, builtins, lookup, register_layer, singleton
 
 
 def _mx():
     return import_mxnet()
 
 
-@functools.cache
 def _attention_class():
+    return singleton("gluon MultiHeadAttention", _make_attention_class)
+
+
+def _make_attention_class():
     mx = _mx()
     nn = mx.gluon.nn
 

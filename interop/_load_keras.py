@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinit.interop import _layers, _models
-from jinit.interop._layouts import Spec
+from jinit.interop._layouts import Permute, Rename, Reshape, Spec
 from jinit.interop._models import LoadReport, Staged, TargetLayer
-from jinit.interop._registry import RAW, builtins, first_time, lookup, register_layer
+from jinit.interop._registry import RAW, LayerRule, builtins, first_time, lookup, register_layer
 
 
 _KINDS = (
@@ -52,13 +52,29 @@ def _register(keras: Any) -> None:
             register_layer(cls, _layers.builtin(kind, "keras", _unsupported(kind)))
 
 
+def _is_linear_in_out(layer) -> bool:
+    """A dense layer with weights ``weight (nx, nf)`` and ``bias (1, nf)`` (GPT-style ``TFConv1D``)."""
+    return isinstance(getattr(layer, "nf", None), int) and isinstance(getattr(layer, "nx", None), int)
+
+
+_BIAS_ROW = Reshape("bias", (1, -1))
+#: the Flax kernel as is (nn.Dense, (in, out)) or transposed (a Flax layer keeping (out, in))
+LINEAR_IN_OUT = LayerRule("linear_in_out", flax="kernel2", ops=(Rename("kernel", "weight"), _BIAS_ROW),
+                          alternatives=((Rename("kernel", "weight"), Permute("weight", (1, 0)), _BIAS_ROW),))  # fmt: skip
+
+
 def _register_keras3() -> None:
     import keras
 
     _register(keras)
 
 
-builtins("keras", _register_keras3)
+def _register_all() -> None:
+    _register_keras3()
+    register_layer(_is_linear_in_out, LINEAR_IN_OUT, framework="keras")
+
+
+builtins("keras", _register_all)
 
 
 def _package(model: Any) -> Any:
@@ -121,8 +137,10 @@ def _relative(variable, layer, kind: str) -> str:
     if path.startswith(prefix):
         rel = path[len(prefix):]
     else:
-        m = re.search(rf"(^|/){re.escape(layer.name)}/", path)
-        rel = path[m.end():] if m else path.rsplit("/", 1)[-1]
+        found = list(re.finditer(rf"(^|/){re.escape(layer.name)}/", path))  # the last: the layer's own
+        rel = path[found[-1].end():] if found else path.rsplit("/", 1)[-1]  # scope may repeat its name
+    while rel.startswith(layer.name + "/"):  # built under a name scope of its own name
+        rel = rel[len(layer.name) + 1:]
     if kind in ("lstm", "gru"):  # weights live in the cell sublayer
         rel = rel.rsplit("/", 1)[-1]
     return rel
@@ -130,6 +148,11 @@ def _relative(variable, layer, kind: str) -> str:
 
 def _spec(v) -> Spec:
     return Spec(tuple(int(d) for d in v.shape), getattr(v.dtype, "name", None) or str(v.dtype))
+
+
+def _frozen(variables: dict[str, Any]) -> bool:
+    """Every weight is non-trainable (a fixed table such as sinusoidal positions)."""
+    return bool(variables) and all(getattr(v, "trainable", True) is False for v in variables.values())
 
 
 def _value(variable) -> Any:
@@ -167,18 +190,25 @@ class KerasTarget(_models.Target):
             if rule is None:
                 sub_vars = {id(v) for s in subs for v in s.weights}
                 own = [v for v in layer.weights if id(v) not in sub_vars]
-                if own:
-                    variables = {_relative(v, layer, ""): v for v in own}
+                scopes: dict[str, dict[str, Any]] = {}  # weights made under a sub-scope form their own layer
+                for v in own:
+                    scope, _, leaf = _relative(v, layer, "").rpartition("/")
+                    scopes.setdefault(scope, {})[leaf] = v
+                for scope, variables in scopes.items():
+                    full = "/".join(x for x in (name, scope) if x)
                     specs = {n: _spec(v) for n, v in variables.items()}
-                    out.append(TargetLayer(name, RAW.kind, specs, {}, (layer, variables),
-                                           f"weights of {type(layer).__name__}", RAW, auto, "/"))  # fmt: skip
+                    parts = auto + (False,) * (len(full.split("/")) - len(auto))
+                    out.append(TargetLayer(full, RAW.kind, specs, {}, (layer, variables),
+                                           f"weights of {type(layer).__name__}", RAW, parts, "/",
+                                           _frozen(variables)))  # fmt: skip
                 continue
             inside.update(id(s) for s in subs)
             variables = {_relative(v, layer, rule.kind): v for v in layer.weights}
             specs = {n: _spec(v) for n, v in variables.items()}
             hp = {h.name: v for h in rule.hparams if (v := h.read_target(layer)) is not None}
             why = rule.why_unsupported(layer)
-            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, (layer, variables), why, rule, auto, "/"))
+            out.append(TargetLayer(name, None if why else rule.kind, specs, hp, (layer, variables), why, rule, auto, "/",
+                                   _frozen(variables)))  # fmt: skip
         return out
 
     def export(self, x, mode):

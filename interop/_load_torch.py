@@ -72,6 +72,18 @@ def _register_builtins() -> None:
         register_layer(nn.RMSNorm, rms)
     register_layer(_is_rms_norm, rms, framework="torch")
     register_layer(_is_linear_in_out, LINEAR_IN_OUT, framework="torch")
+    register_layer(_is_weight_norm, WEIGHT_NORM, framework="torch", before_classes=True)
+
+
+def _is_weight_norm(m) -> bool:
+    """A module whose ``weight`` is parametrized by ``torch.nn.utils.parametrizations.weight_norm``."""
+    plist = getattr(getattr(m, "parametrizations", None), "weight", None)
+    return plist is not None and len(plist) == 1 and type(plist[0]).__name__ == "_WeightNorm"
+
+
+#: weight norm: the Flax layer keeps the magnitude ``weight_g`` and direction ``weight_v`` in torch's layout
+WEIGHT_NORM = LayerRule("weight_norm", flax="*", ops=(
+    Rename("weight_g", "parametrizations.weight.original0"), Rename("weight_v", "parametrizations.weight.original1")))
 
 
 #: a Linear whose weight is (in, out): the Flax kernel as is (nn.Dense), or transposed when the

@@ -374,10 +374,11 @@ def load(
     # 1) convert everything (no change to the model yet); export each Flax leaf once.
     exported: dict[int, tuple[Any, Any]] = {}
     staged: list[tuple[Pair, str, tuple[str, ...], str, Staged]] = []
+    on_target = target.ops_on_target
     for pair in good:
         f = pair.flax
         lineage = _layouts.lineage(pair.rule, f.specs)
-        if target.ops_on_target:
+        if on_target:
             env = {}
             for slot, x in f.leaves.items():
                 if id(x) not in exported:
@@ -390,7 +391,7 @@ def load(
             value = out[name]
             srcs, transform, _ = lineage[name]
             sources = tuple(f.source(s) for s in srcs)
-            if target.ops_on_target:
+            if on_target:
                 rec = exported[id(f.leaves[srcs[0]])][1]
                 zc = rec.zero_copy and len(srcs) == 1 and target.shares(value, exported[id(f.leaves[srcs[0]])][0])
                 detail = "view of the JAX buffer" if zc else f"new buffer ({transform})"
@@ -427,6 +428,18 @@ def load(
     return _report(target, "load", mode, p, params)
 
 
+def _ptr(x: Any) -> int:
+    from jinit.interop._dlpack import jax_ptr
+
+    return jax_ptr(x) if hasattr(x, "unsafe_buffer_pointer") else id(x)
+
+
+def _own(x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.array(x, copy=True)
+
+
 def read(
     target: Target,
     model: Any,
@@ -451,9 +464,13 @@ def read(
         if pair.problems:
             continue
         f = pair.flax
-        env = {name: target.read(pair.target, name, mode) for name in pair.target.specs}
+        # read aliases, convert in JAX (a converted layout is a new buffer), copy only what still aliases
+        env = {name: target.read(pair.target, name, "share") for name in pair.target.specs}
         back = _layouts.invert(pair.rule, env, f.specs)
         lineage = _layouts.lineage(pair.rule, f.specs)
+        if mode == "copy":
+            shared = {_ptr(x) for x in env.values()}
+            back = {slot: _own(x) if _ptr(x) in shared else x for slot, x in back.items()}
         for slot, x in back.items():
             values[f.keys[slot]] = x
         for name, (srcs, transform, _copies) in lineage.items():

@@ -203,6 +203,9 @@ def evaluate(f: FlaxLayer, t: TargetLayer, framework: str, source: FlaxSource | 
     pair.hparams = _resolve(f, rule, given)
     flat = {k: v.value for k, v in pair.hparams.items() if v is not None}
     pair.layouts = rule.layouts(flat)
+    if rule.flax == "*" and by != "structure" and len(f.specs) == len(t.specs) == 1 and set(f.specs) != set(t.specs):
+        # one raw tensor paired by name or mapping (Flax ``embedding`` -> Keras ``weight``): a rename
+        pair.layouts = ((_layouts.Rename(next(iter(f.specs)), next(iter(t.specs))),),)
     specs = f.specs
     errors = []
     for i, layout in enumerate(pair.layouts):

@@ -136,6 +136,7 @@ RAW = LayerRule("params", flax="*")
 class _Table:
     by_type: dict[type, LayerRule] = dataclasses.field(default_factory=dict)
     matchers: list[tuple[Callable[[Any], bool], LayerRule]] = dataclasses.field(default_factory=list)
+    early: list[tuple[Callable[[Any], bool], LayerRule]] = dataclasses.field(default_factory=list)
 
 
 _TABLES: dict[str, _Table] = {fw: _Table() for fw in FRAMEWORKS}
@@ -159,6 +160,18 @@ def builtins(framework: str, register: Callable[[], None]) -> None:
 
 
 _MODULES = {"torch": "_load_torch", "keras": "_load_keras", "gluon": "_load_gluon"}
+
+
+_SINGLETONS: dict[str, Any] = {}
+
+
+def singleton(name: str, make: Callable[[], Any]) -> Any:
+    """One object per process for ``name`` (a layer class its rule is registered for), even when
+    the defining module is imported twice (doctest collection imports ``interop`` as well)."""
+    with _LOCK:
+        if name not in _SINGLETONS:
+            _SINGLETONS[name] = make()
+        return _SINGLETONS[name]
 
 
 def first_time(token: str) -> bool:
@@ -187,6 +200,7 @@ def register_layer(
     *,
     framework: str | None = None,
     replace: bool = False,
+    before_classes: bool = False,
 ) -> None:
     """Registers the conversion rule for a target layer type (torch, Keras or Gluon class).
 
@@ -201,6 +215,8 @@ def register_layer(
       rule: the :class:`LayerRule`.
       framework: ``"torch"``, ``"keras"`` or ``"gluon"``; inferred from a class.
       replace: replace an existing rule for the same class (otherwise an error).
+      before_classes: a matcher tried before the class rules (for layers that a wrapper changes,
+        like torch's parametrized modules).
 
     Raises:
       RuleError: the class already has a rule (and not ``replace``), or its framework is unknown.
@@ -237,13 +253,17 @@ def register_layer(
         raise RuleError(f"register_layer: a structural matcher needs framework= one of {FRAMEWORKS}")
     _ensure(framework)
     with _LOCK:
-        _TABLES[framework].matchers.append((target, rule))
+        table = _TABLES[framework]
+        (table.early if before_classes else table.matchers).append((target, rule))
 
 
 def lookup(framework: str, layer: Any) -> LayerRule | None:
     """The rule for a layer object: its most derived registered class, else the first matcher."""
     _ensure(framework)
     table = _TABLES[framework]
+    for match, rule in table.early:
+        if match(layer):
+            return rule
     for cls in type(layer).__mro__:
         rule = table.by_type.get(cls)
         if rule is not None:

@@ -111,6 +111,9 @@ def _merge(roots: list[tuple[tuple[str, ...], Mapping]], caller: str) -> dict:
             if not (hasattr(v, "shape") and hasattr(v, "dtype")):
                 raise InteropError(f"{caller}: leaf {'/'.join(path)!r} is a {_describe_leaf(v)}, not an array; "
                                    "pass the variables tree as returned by init (arrays at every leaf)")  # fmt: skip
+            if caller.startswith("load") and type(v).__name__ == "ShapeDtypeStruct":
+                raise InteropError(f"{caller}: leaf {'/'.join(path)!r} is a jax.ShapeDtypeStruct (a shape without "
+                                   "values); pass the initialized variables")  # fmt: skip
             deleted = getattr(v, "is_deleted", None)
             if deleted is not None and deleted():
                 raise InteropError(f"{caller}: leaf {'/'.join(path)!r} is a deleted jax.Array (a mode='move' "

@@ -9,6 +9,7 @@ tensors back into Flax (``params_from_*``).
 * :class:`Permute` ``(slot, axes)``: transpose / permute axes (a view in torch).
 * :class:`Flip` ``(slot, axes)``: reverse axes (transposed-conv kernels).
 * :class:`Merge` ``(slot, start, stop)``: merge contiguous axes (``(E, H, D)`` -> ``(E, H*D)``).
+* :class:`Reshape` ``(slot, shape)``: any reshape (a bias ``(n,)`` kept as ``(1, n)``).
 * :class:`Concat` ``(dst, srcs, axis)`` / :class:`Stack`: gates into one tensor.
 * :class:`ZeroPartner` ``(src, dst)``: a zero partner bias (torch ``b_ih`` + ``b_hh``).
 
@@ -37,6 +38,9 @@ from jinit.interop._layouts import (
 )
 from jinit.interop._layouts import (
     Rename as Rename,
+)
+from jinit.interop._layouts import (
+    Reshape as Reshape,
 )
 from jinit.interop._layouts import (
     Spec as Spec,

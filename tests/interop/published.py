@@ -100,6 +100,14 @@ def jitter_torch(module, seed: int, scale: float = 0.1) -> None:
                 t.add_(scale * torch.randn(t.shape, generator=g))
 
 
+def jitter_keras(model, seed: int, scale: float = 0.1) -> None:
+    """:func:`jitter` for a Keras model's trainable weights, in place."""
+    rng = np.random.default_rng(seed)
+    for w in model.trainable_weights:
+        a = np.asarray(w.numpy())
+        w.assign((a + scale * rng.standard_normal(a.shape)).astype(a.dtype))
+
+
 def rel_diff(out: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> float:
     """max |out - ref| / max |ref|, the worst over the named outputs."""
     return max(float(np.abs(np.asarray(out[k]) - ref[k]).max() / np.abs(ref[k]).max()) for k in ref)

@@ -108,6 +108,15 @@ def test_wrong_layout_with_same_element_count_fails():
         L.check_fits(L.apply(R.rule("dense", "keras"), specs(env)), {"weight": L.Spec((6, 4)), "bias": L.Spec((6,))})
 
 
+def test_reshape_op_inverts():
+    rule = (L.Reshape("bias", (1, -1)),)
+    out = L.apply(rule, {"bias": rand(5)})
+    assert out["bias"].shape == (1, 5)
+    np.testing.assert_array_equal(L.invert(rule, out, {"bias": L.Spec((5,))})["bias"], out["bias"][0])
+    with pytest.raises(ShapeError, match=r"reshape\(3, -1\): 'bias' has shape \(5,\)"):
+        L.apply((L.Reshape("bias", (3, -1)),), {"bias": L.Spec((5,))})
+
+
 def test_check_fits_reports_all_problems():
     with pytest.raises(ShapeError, match=r"'a': expected by the target.*'b': dtype float32, target has bfloat16"):
         L.check_fits({"b": L.Spec((2,))}, {"a": L.Spec((1,)), "b": L.Spec((2,), "bfloat16")})

@@ -284,7 +284,7 @@ def test_builtin_rms_norm_linear_in_out_and_raw_parameters(torch):
     assert rep.ok, rep
     np.testing.assert_array_equal(tm.c_attn.weight.detach().numpy(), np.asarray(k).T)
     np.testing.assert_array_equal(tm.c_proj.weight.detach().numpy(), np.asarray(p).T)  # square: proven by c_attn
-    assert float(tm.norm.weight[0]) == 2.0 and float(tm.cls_token[0, 0, 0]) == 1.0
+    assert float(tm.norm.weight[0].detach()) == 2.0 and float(tm.cls_token[0, 0, 0].detach()) == 1.0
     assert "layout proven by c_attn -> c_attn" in str(rep)
     only_square = {"params": {"c_proj": variables["params"]["c_proj"]}}
     with pytest.raises(PortError, match="several layouts fit the shapes"):
@@ -310,11 +310,18 @@ def test_plan_is_a_dry_run(torch):
         plan(object(), variables)
 
 
-@pytest.mark.parametrize("leaf, what", [(1.5, "float"), (None, "None")])
+@pytest.mark.parametrize("leaf, what", [(1.5, "a float, not an array"), (None, "a None, not an array"),
+                                        (jax.ShapeDtypeStruct((3, 4), jnp.float32), "a jax.ShapeDtypeStruct")])
 def test_non_array_leaves_are_named(torch, leaf, what):
     variables = {"params": {"Dense_0": {"kernel": leaf, "bias": jnp.zeros(4)}}}
-    with pytest.raises(InteropError, match=rf"load_torch: leaf 'params/Dense_0/kernel' is a {what}, not an array"):
+    with pytest.raises(InteropError, match=rf"load_torch: leaf 'params/Dense_0/kernel' is {what}"):
         load_torch(torch.nn.Linear(3, 4), variables)
+
+
+def test_abstract_like_is_fine_for_reading(torch):
+    like = {"params": {"kernel": jax.ShapeDtypeStruct((3, 4), jnp.float32), "bias": jax.ShapeDtypeStruct((4,), jnp.float32)}}
+    out = params_from_torch(torch.nn.Linear(3, 4), like)
+    assert out["params"]["kernel"].shape == (3, 4)
 
 
 def test_deleted_leaves_are_named_for_every_framework(torch):
@@ -410,3 +417,107 @@ def test_frozen_parameters_without_flax_partner_are_skipped(torch):
     t.pos.weight.requires_grad = True
     with pytest.raises(PortError, match=r"missing \(1\):\n  pos \(embed\): weight\[6, 4\]"):
         load_torch(t, variables)
+
+
+def test_tf_keras_weights_made_under_a_name_scope_pair_by_name():
+    """A tf-keras layer that makes its weights itself under sub-scopes (Hugging Face TF
+    embeddings: ``word_embeddings/weight``) pairs by name with the Flax layers of those names."""
+    tf = require("tensorflow")
+    tf_keras = pytest.importorskip("tf_keras")
+    from jinit.interop import load_keras, params_from_keras
+
+    class Embeddings(tf_keras.layers.Layer):
+        def build(self, input_shape):
+            with tf.name_scope("word_embeddings"):
+                self.weight = self.add_weight(name="weight", shape=[10, 4])
+            with tf.name_scope("position_embeddings"):
+                self.pos = self.add_weight(name="embeddings", shape=[6, 4])
+            super().build(input_shape)
+
+        def call(self, ids):
+            return tf.gather(self.weight, ids) + self.pos[: tf.shape(ids)[1]]
+
+    class Model(tf_keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.embeddings = Embeddings(name="embeddings")
+
+        def call(self, ids):
+            return self.embeddings(ids)
+
+    class FEmb(fnn.Module):
+        def setup(self):
+            self.word_embeddings = fnn.Embed(10, 4)
+            self.position_embeddings = fnn.Embed(6, 4)
+
+        def __call__(self, ids):
+            return self.word_embeddings(ids) + self.position_embeddings(jnp.arange(ids.shape[1]))[None]
+
+    class F(fnn.Module):
+        def setup(self):
+            self.embeddings = FEmb()
+
+        def __call__(self, ids):
+            return self.embeddings(ids)
+
+    ids = np.array([[1, 2, 3]])
+    variables = jax.tree.map(lambda a: a, F().init(jax.random.key(0), ids))  # re-sorted
+    km = Model()
+    km(ids)
+    rep = load_keras(km, variables)
+    assert rep.ok and {p.paired_by for p in rep.params} == {"name"}
+    assert [p.target for p in rep.params] == ["embeddings/word_embeddings/weight", "embeddings/position_embeddings/embeddings"]
+    assert_close(F().apply(variables, ids), km(ids).numpy())
+    assert_same_tree(params_from_keras(km, like=variables), variables)
+
+
+def test_weight_norm_parametrized_conv(torch):
+    nn = torch.nn
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, 6, 3), name="weight", dim=2)
+    g, v = jax.random.normal(jax.random.key(0), (1, 1, 3)), jax.random.normal(jax.random.key(1), (6, 4, 3))
+    variables = {"params": {"conv": {"weight_g": g, "weight_v": v, "bias": jnp.zeros(6)}}}
+    rep = load_torch(nn.ModuleDict({"conv": conv}), variables)
+    assert rep.ok and sorted(p.target for p in rep.params) == [
+        "conv.bias", "conv.parametrizations.weight.original0", "conv.parametrizations.weight.original1"]
+    np.testing.assert_array_equal(conv.parametrizations.weight.original1.detach().numpy(), np.asarray(v))
+    assert_same_tree(params_from_torch(nn.ModuleDict({"conv": conv}), like=variables), variables)
+
+
+def test_tf_keras_linear_in_out_with_row_bias():
+    """GPT-style TFConv1D: weight (nx, nf), bias (1, nf); the Flax kernel is (nf, nx) here."""
+    tf = require("tensorflow")
+    tf_keras = pytest.importorskip("tf_keras")
+    from jinit.interop import load_keras, params_from_keras
+
+    class Conv1D(tf_keras.layers.Layer):
+        def __init__(self, nf, nx, **kw):
+            super().__init__(**kw)
+            self.nf, self.nx = nf, nx
+
+        def build(self, input_shape):
+            self.weight = self.add_weight(name="weight", shape=[self.nx, self.nf])
+            self.bias = self.add_weight(name="bias", shape=[1, self.nf])
+            super().build(input_shape)
+
+        def call(self, x):
+            return tf.matmul(x, self.weight) + self.bias
+
+    class Model(tf_keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.c_attn, self.c_proj = Conv1D(12, 4, name="c_attn"), Conv1D(4, 12, name="c_proj")
+
+        def call(self, x):
+            return self.c_proj(self.c_attn(x))
+
+    k1, k2 = jax.random.normal(jax.random.key(0), (12, 4)), jax.random.normal(jax.random.key(1), (4, 12))
+    variables = {"params": {"c_attn": {"kernel": k1, "bias": jnp.ones(12)}, "c_proj": {"kernel": k2, "bias": jnp.ones(4)}}}
+    km = Model()
+    km(np.ones((1, 4), np.float32))
+    rep = load_keras(km, variables)
+    assert rep.ok and "reshape(1, -1)" in str(rep)
+    x = np.ones((2, 4), np.float32)
+    want = (x @ np.asarray(k1).T + 1) @ np.asarray(k2).T + 1
+    assert_close(want, km(x).numpy())
+    assert_same_tree(params_from_keras(km, like=variables), variables)
+
