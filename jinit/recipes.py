@@ -43,7 +43,7 @@ import jax.numpy as jnp
 
 from jinit import select
 from jinit._combinators import scaled
-from jinit._errors import InitializerArgumentError, ShapeError
+from jinit._errors import DTypeError, InitializerArgumentError, ShapeError
 from jinit._fans import layout_axes
 from jinit._initializers import (
     Initializer,
@@ -573,6 +573,9 @@ class HadamardIdentity(Initializer):
         layout_axes(self.layout, 2)  # validates the layout name
 
     def _sample(self, key, shape, dtype, out_sharding):
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise DTypeError(f"{self!r} has entries ±2^(-(m-1)/2): it needs a floating dtype; "
+                             f"got {dtype}.")
         if len(shape) < 2:
             raise ShapeError(
                 f"{self!r} needs a weight of at least 2 dimensions (a Dense or Conv kernel); "

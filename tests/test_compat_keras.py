@@ -346,3 +346,10 @@ def test_stft_bad_shapes_raise():
         jk.stft(window="nope")
     with pytest.raises(jinit.InitializerArgumentError, match="1-D array"):
         jk.stft(window=np.ones((2, 2)))
+
+
+def test_stft_dtypes():
+    key = jax.random.key(0)
+    with pytest.raises(jinit.DTypeError, match="floating dtype"):
+        jk.stft()(key, (8, 1, 5), jnp.int32)
+    assert jk.stft()(key, (8, 1, 5), jnp.bfloat16).dtype == jnp.bfloat16

@@ -215,3 +215,10 @@ def test_zero_bad_inputs():
         recipes.hadamard_identity(layout="nchw")
     with pytest.raises(jinit.InitializerArgumentError, match="needs residual=True"):
         recipes.zer_o(residual=False, last=".*")
+
+
+def test_zero_needs_a_float_dtype():
+    with pytest.raises(jinit.DTypeError, match="floating dtype"):
+        recipes.hadamard_identity()(jax.random.key(0), (2, 4), jnp.int32)
+    assert recipes.hadamard_identity()(jax.random.key(0), (2, 4), jnp.bfloat16).dtype == \
+        jnp.bfloat16

@@ -233,6 +233,21 @@ def test_mup_fan_based_init_is_rescaled_from_its_base_fans():
     assert plan["hidden/kernel"].init == xavier
 
 
+def test_mup_rescales_keras_einsum_axes_inits_from_their_base_fans():
+    # A Keras EinsumDense-style init (explicit input/output axes) is a fan-based init too.
+    lecun = jinit.compat.keras.lecun_normal(input_axes=[0], output_axes=[1, 2])
+    base = {"q": {"kernel": S(32, 4, BASE_WIDTH // 4)}}
+    wide = {"q": {"kernel": S(32, 4, 2 * BASE_WIDTH // 4)}}  # fan_out grows: an input weight
+    plan = jinit.mup(lecun, base=base).plan(wide)
+    assert plan["q/kernel"].init == lecun  # fan_in 32 both: its std is already the base one
+    hidden = {"o": {"kernel": S(4, BASE_WIDTH // 4, BASE_WIDTH)}}
+    hidden2 = {"o": {"kernel": S(4, BASE_WIDTH // 2, 2 * BASE_WIDTH)}}
+    out = jinit.compat.keras.lecun_normal(input_axes=[0, 1], output_axes=[2])
+    plan = jinit.mup(out, base=hidden).plan(hidden2)
+    # hidden: muP std m_in^-1/2 x (lecun at base / lecun here) = 2^-1/2 x 2^1/2 = 1
+    assert getattr(plan["o/kernel"].init, "factor", 1.0) == pytest.approx(1.0)
+
+
 def test_mup_readout_zero_init_and_multiplier():
     zero = jinit.mup(jinit.normal(SIGMA), base=_net(BASE_WIDTH), readout_zero_init=True)
     p = zero(jax.random.key(0), _net(512))

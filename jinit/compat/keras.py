@@ -49,7 +49,12 @@ import numpy as np
 
 from jinit import _initializers as _core
 from jinit._combinators import Shifted
-from jinit._errors import BackendUnavailableError, InitializerArgumentError, ShapeError
+from jinit._errors import (
+    BackendUnavailableError,
+    DTypeError,
+    InitializerArgumentError,
+    ShapeError,
+)
 from jinit._initializers import (
     Constant,
     Initializer,
@@ -427,6 +432,9 @@ class STFT(Initializer):
         return np.asarray(self.window, np.float64)
 
     def _sample(self, key, shape, dtype, out_sharding):
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise DTypeError(f"{self!r} computes cosines and sines: it needs a floating dtype; "
+                             f"got {dtype}.")
         if len(shape) != 3 or shape[1] != 1 or shape[2] < 2:
             raise ShapeError(
                 f"{self!r} makes kernels of shape (frame_length, 1, fft_length // 2 + 1) "
