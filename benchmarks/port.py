@@ -7,7 +7,8 @@ random weights, as the HF ``FlaxBertModel`` / ``BertModel`` twins. Cases:
 * Flax -> torch: ``load_torch(bert, flax_params, source=flax_model.module)`` in ``"copy"`` mode
   (values copied into the module's tensors) and ``"share"`` mode (zero-copy: parameters alias
   the Flax buffers where the layout allows), vs HF's ``load_flax_weights_in_pytorch_model``.
-* torch -> Flax: ``params_from_torch(bert, flax_params, source=flax_model.module)`` vs HF's
+* torch -> Flax: ``params_from_torch(bert, flax_params, source=flax_model.module)`` in
+  ``"copy"`` and ``"share"`` mode (identity-layout leaves alias torch memory) vs HF's
   ``convert_pytorch_state_dict_to_flax(bert.state_dict(), flax_model)`` (the in-memory step of
   ``from_pretrained(from_pt=True)``), each returning JAX arrays.
 
@@ -80,7 +81,9 @@ def main(quick: bool = False, rounds: int | None = None) -> dict[str, Timing]:
         "flax->torch jinit share (zero-copy)": lambda: load_torch(into["share"], params, "share",
                                                                   source=source),
         "flax->torch HF converter": hf_to_torch,
-        "torch->flax jinit": lambda: params_from_torch(bert, params, source=source),
+        "torch->flax jinit copy": lambda: params_from_torch(bert, params, source=source),
+        "torch->flax jinit share (zero-copy)": lambda: params_from_torch(bert, params, "share",
+                                                                         source=source),
         "torch->flax HF converter": lambda: convert_pytorch_state_dict_to_flax(bert.state_dict(),
                                                                                flax_model),
     }
