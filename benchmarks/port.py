@@ -7,9 +7,12 @@ random weights, as the HF ``FlaxBertModel`` / ``BertModel`` twins. Cases:
 * Flax -> torch: ``load_torch(bert, flax_params, source=flax_model.module)`` in ``"copy"`` mode
   (values copied into the module's tensors) and ``"share"`` mode (zero-copy: parameters alias
   the Flax buffers where the layout allows), vs HF's ``load_flax_weights_in_pytorch_model``.
-* torch -> Flax: ``params_from_torch(bert, flax_params, source=flax_model.module)`` vs HF's
+* torch -> Flax: ``params_from_torch(bert, flax_params, source=flax_model.module)`` in
+  ``"copy"`` and ``"share"`` mode (identity-layout leaves alias torch memory) vs HF's
   ``convert_pytorch_state_dict_to_flax(bert.state_dict(), flax_model)`` (the in-memory step of
   ``from_pretrained(from_pt=True)``), each returning JAX arrays.
+* torch -> Flax floor: one DLPack import and one eager XLA transpose or copy per tensor, the
+  data movement any copying converter does; its ``x HF`` bounds what a converter can reach.
 
 Both directions are checked once (untimed) to give the same tensors as HF's converter. Method
 (``benchmarks/_harness.py``): one warm-up call each, then round-robin rounds with an idle gap;
@@ -54,6 +57,17 @@ def _same(a, b, what: str) -> None:
         np.testing.assert_array_equal(np.asarray(x), np.asarray(fb[path]), err_msg=f"{what} {path}")
 
 
+def _floor(bert) -> list[jax.Array]:
+    """The data movement any torch -> Flax copy does, and nothing else: per tensor one DLPack
+    import and one eager XLA op writing a new buffer (a transpose for Linear weights, else a copy).
+    """
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    linear = {f"{n}.weight" for n, m in bert.named_modules() if type(m).__name__ == "Linear"}
+    return [jnp.transpose(x) if k in linear else jnp.array(x, copy=True)
+            for k, t in bert.state_dict().items() for x in [jax.dlpack.from_dlpack(t.detach())]]  # fmt: skip
+
+
 def main(quick: bool = False, rounds: int | None = None) -> dict[str, Timing]:
     T = _imports()
     import torch
@@ -80,9 +94,12 @@ def main(quick: bool = False, rounds: int | None = None) -> dict[str, Timing]:
         "flax->torch jinit share (zero-copy)": lambda: load_torch(into["share"], params, "share",
                                                                   source=source),
         "flax->torch HF converter": hf_to_torch,
-        "torch->flax jinit": lambda: params_from_torch(bert, params, source=source),
+        "torch->flax jinit copy": lambda: params_from_torch(bert, params, source=source),
+        "torch->flax jinit share (zero-copy)": lambda: params_from_torch(bert, params, "share",
+                                                                         source=source),
         "torch->flax HF converter": lambda: convert_pytorch_state_dict_to_flax(bert.state_dict(),
                                                                                flax_model),
+        "torch->flax floor (1 XLA op a leaf)": lambda: _floor(bert),
     }
     # untimed check: jinit's tensors are HF's tensors, both directions
     as_np = lambda m: {k: v.numpy() for k, v in m.state_dict().items()}  # noqa: E731

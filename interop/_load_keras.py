@@ -69,9 +69,19 @@ def _register_keras3() -> None:
     _register(keras)
 
 
+def _is_weight_norm(layer) -> bool:
+    """A conv keeping weight-norm factors ``weight_g`` and ``weight_v`` (torch layout for ``v``)."""
+    return all(getattr(layer, n, None) is not None and hasattr(getattr(layer, n), "shape") for n in ("weight_g", "weight_v"))
+
+
+#: Flax keeps ``weight_g`` as torch does, ``(1, 1, k)``; the Keras layer keeps it ``(k, 1, 1)``.
+WEIGHT_NORM = LayerRule("weight_norm", flax="*", ops=(Permute("weight_g", (2, 1, 0)),))
+
+
 def _register_all() -> None:
     _register_keras3()
     register_layer(_is_linear_in_out, LINEAR_IN_OUT, framework="keras")
+    register_layer(_is_weight_norm, WEIGHT_NORM, framework="keras", before_classes=True)
 
 
 builtins("keras", _register_all)

@@ -521,3 +521,38 @@ def test_tf_keras_linear_in_out_with_row_bias():
     assert_close(want, km(x).numpy())
     assert_same_tree(params_from_keras(km, like=variables), variables)
 
+
+
+def test_tf_keras_weight_norm_factors():
+    """A tf-keras conv keeping weight-norm factors: ``weight_g`` is ``(k, 1, 1)`` there and
+    ``(1, 1, k)`` in Flax (torch's layout); ``weight_v`` and ``bias`` are as they are."""
+    require("tensorflow")
+    tf_keras = pytest.importorskip("tf_keras")
+    from jinit.interop import load_keras, params_from_keras
+
+    class WNConv(tf_keras.layers.Layer):
+        def build(self, input_shape):
+            self.weight_v = self.add_weight(name="weight_v", shape=[6, 4, 3])
+            self.weight_g = self.add_weight(name="weight_g", shape=[3, 1, 1])
+            self.bias = self.add_weight(name="bias", shape=[6])
+            super().build(input_shape)
+
+        def call(self, x):
+            return x
+
+    class Model(tf_keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = WNConv(name="conv")
+
+        def call(self, x):
+            return self.conv(x)
+
+    km = Model()
+    km(np.ones((1, 4), np.float32))
+    g = jax.random.normal(jax.random.key(0), (1, 1, 3))
+    variables = {"params": {"conv": {"weight_g": g, "weight_v": jnp.ones((6, 4, 3)), "bias": jnp.zeros(6)}}}
+    rep = load_keras(km, variables)
+    assert rep.ok and "permute(2, 1, 0)" in str(rep)
+    np.testing.assert_array_equal(km.conv.weight_g.numpy()[:, 0, 0], np.asarray(g)[0, 0])
+    assert_same_tree(params_from_keras(km, like=variables), variables)
