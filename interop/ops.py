@@ -57,3 +57,18 @@ from jinit.interop._layouts import (
 from jinit.interop._layouts import (
     invert as invert,
 )
+
+__all__ = [
+    "Concat",
+    "Flip",
+    "Merge",
+    "Op",
+    "Permute",
+    "Rename",
+    "Reshape",
+    "Spec",
+    "Stack",
+    "ZeroPartner",
+    "apply",
+    "invert",
+]

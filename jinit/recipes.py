@@ -463,14 +463,14 @@ class DeepNetScales:
 def deepnet_scales(encoder_layers: int = 0, decoder_layers: int = 0) -> DeepNetScales:
     r"""DeepNorm's residual multiplier ``α`` and init gain ``β`` by depth (DeepNet, Table 1).
 
-    ==================  ==============================  ==============================
-    architecture        α                               β
-    ==================  ==============================  ==============================
-    encoder-only (N)    ``(2N)^{1/4}``                  ``(8N)^{-1/4}``
-    decoder-only (M)    ``(2M)^{1/4}``                  ``(8M)^{-1/4}``
-    encoder-decoder     encoder ``0.81 (N^4 M)^{1/16}``  encoder ``0.87 (N^4 M)^{-1/16}``
-                        decoder ``(3M)^{1/4}``          decoder ``(12M)^{-1/4}``
-    ==================  ==============================  ==============================
+    ==================  ================================  ================================
+    architecture        α                                 β
+    ==================  ================================  ================================
+    encoder-only (N)    ``(2N)^{1/4}``                    ``(8N)^{-1/4}``
+    decoder-only (M)    ``(2M)^{1/4}``                    ``(8M)^{-1/4}``
+    encoder-decoder     encoder ``0.81 (N^4 M)^{1/16}``   encoder ``0.87 (N^4 M)^{-1/16}``
+                        decoder ``(3M)^{1/4}``            decoder ``(12M)^{-1/4}``
+    ==================  ================================  ================================
 
     ``β`` is what :func:`deepnet` multiplies the value, output and MLP weights by. ``α`` is
     **not an initialization**: DeepNorm changes each residual connection to

@@ -37,13 +37,14 @@ REQUIRED = {"scale": 1.0, "mode": "fan_in", "distribution": "normal", "sparsity"
             "t_max": 10.0, "value": 1.0, "val": 1.0, "init": jinit.normal(1.0), "factor": 2.0,
             "offset": 1.0, "components": [(0.5, jinit.normal(1.0)), (0.5, jinit.zeros)],
             "mask_fn": lambda w: w > 0, "splits": 2, "min": -1.0, "max": 1.0,
-            "dtype": jnp.float32}
+            "dtype": jnp.float32, "input_axes": (0,), "output_axes": (1,)}
 #: Arguments that are numbers, though they have no numeric default.
 NUMERIC_REQUIRED = {"scale", "sparsity", "t_max", "value", "val", "factor", "offset", "min",
                     "max"}
 #: A shape every initializer accepts: (out, in, H, W) divisible by 4 gates and 2 splits.
 GOOD_SHAPE = (8, 4, 3, 4)
-SHAPES_BY_RANK = {1: (8,), 2: (8, 4), 3: (8, 4, 3), 4: GOOD_SHAPE}
+#: Rank 3 is also a valid STFT kernel (frame_length, 1, bins).
+SHAPES_BY_RANK = {1: (8,), 2: (8, 4), 3: (8, 1, 3), 4: GOOD_SHAPE}
 
 
 def _is_factory(obj) -> bool:

@@ -23,8 +23,8 @@ lecun_uniform(), ..normal() ``LecunUniform()``, ...         VS(1, fan_in, ...)
 orthogonal(gain)            ``Orthogonal(gain=1.0)``        Haar (semi-)orthogonal × gain
 identity(gain)              ``Identity(gain=1.0)``          ``gain·eye`` (2-D only)
 constant(value)             ``Constant(value=0.0)``         ``value``
-stft(side, window,          ``STFT("real", "hann",          Fourier conv kernel ``(T, 1, F)``,
-scaling, periodic)          "density", False)``             windowed and normalized
+stft(...)                   ``STFT("real", "hann",          Fourier conv kernel ``(T, 1, F)``,
+                            "density", False)``             windowed and normalized
 zeros, ones                 ``Zeros()``, ``Ones()``         0, 1
 defaults()                  (layer defaults)                a tree initializer: Keras's per-layer
                                                             defaults on a Flax param tree
