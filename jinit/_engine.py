@@ -141,10 +141,32 @@ def _kernel(kind: Hashable) -> tuple[Callable, bool]:
         return fn, True
 
 
+#: Kinds already drawn once through the shape-independent chunk kernels (least recent first).
+_drawn: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
+
+
+def _tier(task: LeafTask, recipe: Any) -> Any:
+    """Two tiers, like a tiered JIT: a kind's first draw uses the chunk kernels (no compile,
+    so a fresh process gets its parameters fast); a kind drawn again gets its own per-shape
+    kernel (one compile, then the fastest warm path: XLA writes the leaf directly, without a
+    copy out of chunks). Both tiers give the same bits. Returns ``None`` for "use a kernel"."""
+    if not isinstance(recipe, _chunked.Draw) or (kind := _kind(task)) is None:
+        return recipe
+    with _lock:
+        if kind in _cache or kind in _drawn:
+            _drawn.pop(kind, None)
+            return None
+        _drawn[kind] = None
+        while len(_drawn) > CACHE_SIZE:
+            _drawn.popitem(last=False)
+    return recipe
+
+
 def clear_cache() -> None:
     """Drops every cached kernel, per-shape and chunk (on-disk caches are kept)."""
     with _lock:
         _cache.clear()
+        _drawn.clear()
     _chunked.clear()
 
 
@@ -234,7 +256,7 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
     results: list[Any] = [None] * len(tasks)
     host_keys = _host_leaf_keys(key, tasks)
     recipes = [None if host_keys is None or t.sharding is not None
-               else _chunked.recipe(t.init, t.shape, t.dtype) for t in tasks]
+               else _tier(t, _chunked.recipe(t.init, t.shape, t.dtype)) for t in tasks]
     kinds = [_kind(t) if r is None else None for t, r in zip(tasks, recipes, strict=True)]
     odd = [i for i, (k, r) in enumerate(zip(kinds, recipes, strict=True))
            if k is None and r is None]

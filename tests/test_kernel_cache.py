@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jinit
-from jinit import _chunked, _kernel_cache
+from jinit import _engine, _kernel_cache
 from jinit._engine import LeafTask, init_leaves
 
 CHILD = textwrap.dedent("""
@@ -43,7 +43,7 @@ def run_child(env_extra: dict[str, str]) -> dict:
 def _restore():
     yield
     _kernel_cache.reset_kernel_cache()
-    _chunked.clear()
+    _engine.clear_cache()  # forgets the tiers too: every draw below goes through chunks
 
 
 def test_env_var_switches_cache_on_and_second_process_loads(tmp_path):
@@ -62,7 +62,7 @@ def tasks(family_inits) -> list[LeafTask]:
 
 def test_size_cap_evicts_least_recently_used(tmp_path):
     jinit.set_kernel_cache(tmp_path)
-    _chunked.clear()
+    _engine.clear_cache()  # forgets the tiers too: every draw below goes through chunks
     init_leaves(jax.random.key(0), tasks([jinit.uniform()]))
     one = _kernel_cache.info()["bytes"]
     assert _kernel_cache.info()["entries"] == 1
@@ -75,12 +75,12 @@ def test_size_cap_evicts_least_recently_used(tmp_path):
 
 def test_damaged_entry_is_recompiled_with_the_same_values(tmp_path):
     jinit.set_kernel_cache(tmp_path)
-    _chunked.clear()
+    _engine.clear_cache()  # forgets the tiers too: every draw below goes through chunks
     t = tasks([jinit.uniform(2.0)])
     want = np.asarray(init_leaves(jax.random.key(1), t)[0])
     for f in tmp_path.iterdir():
         f.write_bytes(b"not an executable")
-    _chunked.clear()
+    _engine.clear_cache()  # forgets the tiers too: every draw below goes through chunks
     misses = _kernel_cache.info()["misses"]
     got = np.asarray(init_leaves(jax.random.key(1), t)[0])
     assert got.tobytes() == want.tobytes()
