@@ -145,21 +145,27 @@ def _kernel(kind: Hashable) -> tuple[Callable, bool]:
 _drawn: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
 
 
-def _tier(task: LeafTask, recipe: Any) -> Any:
-    """Two tiers, like a tiered JIT: a kind's first draw uses the chunk kernels (no compile,
-    so a fresh process gets its parameters fast); a kind drawn again gets its own per-shape
-    kernel (one compile, then the fastest warm path: XLA writes the leaf directly, without a
-    copy out of chunks). Both tiers give the same bits. Returns ``None`` for "use a kernel"."""
-    if not isinstance(recipe, _chunked.Draw) or (kind := _kind(task)) is None:
-        return recipe
+def _tiers(tasks: Sequence[LeafTask], recipes: list[Any]) -> list[Any]:
+    """Two tiers, like a tiered JIT: a kind's first call draws through the chunk kernels (no
+    compile, so a fresh process gets its parameters fast, however many leaves share the kind);
+    a kind seen again in a later call gets its own per-shape kernel (one compile, then the
+    fastest warm path: XLA writes the leaf directly, without a copy out of chunks). Both tiers
+    give the same bits. ``None`` in the result means "use a per-shape kernel"."""
+    out, fresh = [], []
     with _lock:
-        if kind in _cache or kind in _drawn:
-            _drawn.pop(kind, None)
-            return None
-        _drawn[kind] = None
+        for task, recipe in zip(tasks, recipes, strict=True):
+            kind = _kind(task) if isinstance(recipe, _chunked.Draw) else None
+            if kind is not None and (kind in _cache or kind in _drawn):
+                _drawn.pop(kind, None)
+                recipe = None
+            elif kind is not None:
+                fresh.append(kind)
+            out.append(recipe)
+        for kind in fresh:
+            _drawn[kind] = None
         while len(_drawn) > CACHE_SIZE:
             _drawn.popitem(last=False)
-    return recipe
+    return out
 
 
 def clear_cache() -> None:
@@ -255,8 +261,8 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
         return [_run_inline(key, t) for t in tasks]
     results: list[Any] = [None] * len(tasks)
     host_keys = _host_leaf_keys(key, tasks)
-    recipes = [None if host_keys is None or t.sharding is not None
-               else _tier(t, _chunked.recipe(t.init, t.shape, t.dtype)) for t in tasks]
+    recipes = _tiers(tasks, [None if host_keys is None or t.sharding is not None
+                             else _chunked.recipe(t.init, t.shape, t.dtype) for t in tasks])
     kinds = [_kind(t) if r is None else None for t, r in zip(tasks, recipes, strict=True)]
     odd = [i for i, (k, r) in enumerate(zip(kinds, recipes, strict=True))
            if k is None and r is None]
