@@ -244,3 +244,18 @@ def test_keras_per_gate_blocks_are_blocks_of_an_orthogonal_draw():
         w = np.asarray(cell[f"h{g}"]["kernel"])
         sv = np.linalg.svd(w, compute_uv=False)  # a block of a row-orthonormal (16, 64)
         assert sv.max() <= 1 + 1e-5 and sv.min() < 0.999
+
+
+def test_flax_defaults_einsum_with_bias_keeps_lecun_normal_axes():
+    """Flax's ``nn.Einsum`` draws ``lecun_normal`` on the raw kernel shape, whatever its bias
+    says about the output axes (Keras's EinsumDense reads them; Flax does not)."""
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Einsum((32, 8, 16), "bi,ihd->bhd", use_bias=True)(x)
+
+    spec = linen_spec(Net(), (1, 32))
+    got = np.asarray(jf.defaults()(KEY, spec)["Einsum_0"]["kernel"])
+    want = _flax_leaf(init_fns.lecun_normal(), "Einsum_0/kernel", got.shape)
+    np.testing.assert_array_equal(got, want)

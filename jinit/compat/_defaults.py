@@ -589,8 +589,10 @@ def mxnet_table(init: InitFn) -> Table:
 
 
 def _lecun(layer: Layer) -> InitFn:
-    """Flax's ``lecun_normal``; DenseGeneral kernels are flattened to (in, out) first."""
-    return variance_scaling(1.0, "fan_in", "truncated_normal", **_axes(layer))
+    """Flax's ``lecun_normal``; DenseGeneral kernels are flattened to (in, out) first, while
+    ``nn.Einsum`` keeps ``lecun_normal``'s own axes (Flax does not read its equation)."""
+    einsum = _EINSUM.fullmatch(layer.module.rpartition("/")[2])
+    return variance_scaling(1.0, "fan_in", "truncated_normal", **({} if einsum else _axes(layer)))
 
 
 def flax_table() -> Table:
