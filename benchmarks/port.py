@@ -70,7 +70,6 @@ def _floor(bert) -> list[jax.Array]:
 
 def main(quick: bool = False, rounds: int | None = None) -> dict[str, Timing]:
     T = _imports()
-    import torch
     from transformers.modeling_flax_pytorch_utils import (
         convert_pytorch_state_dict_to_flax,
         load_flax_weights_in_pytorch_model,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from jinit._errors import RuleError
 from jinit.interop._layouts import (
     Concat,
     Flip,
@@ -31,10 +32,7 @@ from jinit.interop._layouts import (
     spatial,
     swap_last_two,
 )
-
 from jinit.interop._registry import FRAMEWORKS, HParam, LayerRule
-
-from jinit._errors import RuleError
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")

@@ -18,7 +18,6 @@ from jinit.interop._layouts import Permute, Rename, Reshape, Spec
 from jinit.interop._models import LoadReport, Staged, TargetLayer
 from jinit.interop._registry import RAW, LayerRule, builtins, first_time, lookup, register_layer
 
-
 _KINDS = (
     ("MultiHeadAttention", "mha"), ("Dense", "dense"),
     ("Conv1DTranspose", "conv_transpose1d"), ("Conv2DTranspose", "conv_transpose2d"),

@@ -15,11 +15,10 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from jinit._errors import PortError, RuleError
 from jinit.interop import _layouts, _pairing
 from jinit.interop._pairing import Pair, Plan, TargetLayer, evaluate  # noqa: F401  (re-exported)
 from jinit.interop._source import FlaxSource, read_flax  # noqa: F401  (re-exported)
-
-from jinit._errors import PortError, RuleError
 
 MODES = ("copy", "move", "share")
 

@@ -32,6 +32,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jinit._errors import BackendUnavailableError
 from jinit.interop._dlpack import (
     Adapter,
     CastMap,
@@ -42,8 +44,6 @@ from jinit.interop._dlpack import (
     import_tree,
     to_capsule,
 )
-
-from jinit._errors import BackendUnavailableError
 
 INSTALL = "pip install --no-deps mxnet==1.9.1  (--no-deps: it declares numpy<2; jinit shims the rest)"
 

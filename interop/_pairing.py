@@ -23,12 +23,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from jinit._errors import PathError, RuleError, ShapeError
 from jinit.interop import _layers, _layouts
 from jinit.interop._layouts import Rule, Spec
 from jinit.interop._registry import LayerRule
 from jinit.interop._source import FlaxLayer, FlaxSource, Value
-
-from jinit._errors import PathError, RuleError, ShapeError
 
 
 @dataclasses.dataclass

@@ -15,9 +15,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinit.interop._layouts import Rule
-
 from jinit._errors import RuleError
+from jinit.interop._layouts import Rule
 
 FRAMEWORKS = ("torch", "keras", "gluon")
 #: the root package of a class -> the framework whose models hold it

@@ -20,10 +20,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from jinit._errors import InteropError, PathError, RuleError
 from jinit.interop import _layers, _layouts
 from jinit.interop._layouts import Spec
-
-from jinit._errors import InteropError, PathError, RuleError
 
 _COLLECTIONS = ("params", "batch_stats")
 #: linen's automatic names: ``ClassName_N``

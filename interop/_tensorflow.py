@@ -18,6 +18,8 @@ import os
 from typing import Any
 
 import jax
+
+from jinit._errors import BackendUnavailableError
 from jinit.interop._dlpack import (
     ALL_DTYPES,
     Adapter,
@@ -29,8 +31,6 @@ from jinit.interop._dlpack import (
     import_leaf,
     import_tree,
 )
-
-from jinit._errors import BackendUnavailableError
 
 INSTALL = "pip install tensorflow-cpu  (or tensorflow for GPU builds)"
 

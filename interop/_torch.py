@@ -12,6 +12,8 @@ import functools
 from typing import Any
 
 import jax
+
+from jinit._errors import BackendUnavailableError
 from jinit.interop._dlpack import (
     ALL_DTYPES,
     Adapter,
@@ -22,8 +24,6 @@ from jinit.interop._dlpack import (
     import_leaf,
     import_tree,
 )
-
-from jinit._errors import BackendUnavailableError
 
 INSTALL = "pip install torch  (CPU wheel: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
 

@@ -30,7 +30,6 @@ import flax.core
 import flax.linen as nn
 import jax
 import numpy as np
-
 from flax.core import meta
 
 from jinit import _layer_axes

@@ -15,12 +15,11 @@ import sys
 
 import jax
 import numpy as np
+from _sharded_worker import LAYERS
+from _sharded_worker import transformer_spec as gpt_spec  # this folder is on sys.path
 from jax.sharding import PartitionSpec as P
 
 import jinit
-
-from _sharded_worker import LAYERS
-from _sharded_worker import transformer_spec as gpt_spec  # this folder is on sys.path
 
 RULES = ((r".*/ln.*/scale|ln_f/scale", jinit.ones),
          (r".*bias", jinit.zeros),

@@ -6,11 +6,11 @@ import inspect
 import subprocess
 import sys
 
-import jinit.interop
-
 import jinit
 import jinit.compat
+import jinit.interop
 import jinit.select
+
 
 def _public(module):
     return [n for n in module.__all__ if not n.startswith("_")]

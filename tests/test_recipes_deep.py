@@ -104,7 +104,7 @@ def test_t_fixup_refuses_names_it_cannot_see():
 def test_deepnet_scales_follow_the_paper(n):
     enc = recipes.deepnet_scales(encoder_layers=n)
     dec = recipes.deepnet_scales(decoder_layers=n)
-    for s, alpha, beta in ((enc, enc.encoder_alpha, enc.encoder_beta),
+    for _, alpha, beta in ((enc, enc.encoder_alpha, enc.encoder_beta),
                            (dec, dec.decoder_alpha, dec.decoder_beta)):
         assert math.isclose(alpha**4, 2 * n) and math.isclose(beta**-4, 8 * n)
     assert enc.decoder_beta is None and dec.encoder_alpha is None

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from _arrays import RSS_SCRIPT, run_python, same_bits, sample
 from conftest import require
-from jinit.interop import InteropError, from_mxnet, from_torch, to_mxnet
-from jinit.interop import _mxnet as adapter
 
 import jinit
+from jinit.interop import InteropError, from_mxnet, from_torch, to_mxnet
+from jinit.interop import _mxnet as adapter
 
 mx = require("mxnet")
 

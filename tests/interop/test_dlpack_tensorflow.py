@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from _arrays import DTYPES_32, DTYPES_64, RSS_SCRIPT, run_python, same_bits, sample
 from conftest import require
-from jinit.interop import InteropError, from_tensorflow, from_torch, to_tensorflow
-from jinit.interop import _tensorflow as adapter
 
 import jinit
+from jinit.interop import InteropError, from_tensorflow, from_torch, to_tensorflow
+from jinit.interop import _tensorflow as adapter
 
 tf = require("tensorflow")
 

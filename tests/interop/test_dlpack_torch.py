@@ -12,10 +12,10 @@ import pytest
 from _arrays import DTYPES_32, DTYPES_64, RSS_SCRIPT, run_python, same_bits, sample
 from conftest import require
 from flax.core import FrozenDict
-from jinit.interop import ExportRecord, ExportReport, InteropError, _dlpack, from_torch, to_torch
-from jinit.interop import _torch as adapter
 
 import jinit
+from jinit.interop import ExportRecord, ExportReport, InteropError, _dlpack, from_torch, to_torch
+from jinit.interop import _torch as adapter
 
 torch = require("torch")
 

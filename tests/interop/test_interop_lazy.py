@@ -23,8 +23,9 @@ def test_import_and_attribute_access_import_no_framework():
 
 
 def test_unknown_attribute_raises_attribute_error():
-    import jinit.interop
     import pytest
+
+    import jinit.interop
 
     with pytest.raises(AttributeError, match="has no attribute 'to_caffe'"):
         jinit.interop.to_caffe  # noqa: B018

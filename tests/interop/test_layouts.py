@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from jinit._errors import PathError, RuleError, ShapeError
 from jinit.interop import _layers as R
 from jinit.interop import _layouts as L
 from jinit.interop import _models as M
 from jinit.interop import _pairing as P
-
-from jinit._errors import PathError, RuleError, ShapeError
 
 RNG = np.random.default_rng(0)
 E, HEADS, D, IN, H = 8, 2, 4, 5, 3

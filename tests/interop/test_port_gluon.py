@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import require
 from flax_models import assert_close, assert_same_tree, build
-from jinit.interop import gluon_attention, load_gluon, params_from_gluon
 
 from jinit._errors import PortError
+from jinit.interop import gluon_attention, load_gluon, params_from_gluon
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import require  # noqa: E402
 from flax_models import assert_close, assert_same_tree, build  # noqa: E402
-from jinit.interop import load_keras, params_from_keras  # noqa: E402
 
 from jinit._errors import PortError  # noqa: E402
+from jinit.interop import load_keras, params_from_keras  # noqa: E402
 
 
 @pytest.fixture(scope="module")

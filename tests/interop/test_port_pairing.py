@@ -15,6 +15,8 @@ from conftest import require
 from flax_models import assert_close, assert_same_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from jinit._errors import InteropError, PathError, PortError, RuleError
 from jinit.interop import (
     HParam,
     LayerRule,
@@ -27,8 +29,6 @@ from jinit.interop import (
     register_layer,
 )
 from jinit.interop._pairing import tokens
-
-from jinit._errors import InteropError, PathError, PortError, RuleError
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import require
 from flax_models import assert_close, assert_same_tree, build
-from jinit.interop._load_torch import load_torch, params_from_torch
 
 from jinit._errors import PortError
+from jinit.interop._load_torch import load_torch, params_from_torch
 
 
 @pytest.fixture(scope="module")

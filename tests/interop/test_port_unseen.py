@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import require
 from flax_models import assert_close, assert_same_tree
-from jinit.interop._load_torch import load_torch, params_from_torch
 
 from jinit._errors import PortError, RuleError
+from jinit.interop._load_torch import load_torch, params_from_torch
 
 
 @pytest.fixture(scope="module")
