@@ -341,7 +341,7 @@ def test_deleted_leaves_are_named_for_every_framework(torch):
 
 def test_tf_keras_sequential_and_functional():
     require("tensorflow")
-    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras = require("tf_keras")
     from jinit.interop import load_keras, params_from_keras
 
     class MLP(fnn.Module):
@@ -423,7 +423,7 @@ def test_tf_keras_weights_made_under_a_name_scope_pair_by_name():
     """A tf-keras layer that makes its weights itself under sub-scopes (Hugging Face TF
     embeddings: ``word_embeddings/weight``) pairs by name with the Flax layers of those names."""
     tf = require("tensorflow")
-    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras = require("tf_keras")
     from jinit.interop import load_keras, params_from_keras
 
     class Embeddings(tf_keras.layers.Layer):
@@ -486,7 +486,7 @@ def test_weight_norm_parametrized_conv(torch):
 def test_tf_keras_linear_in_out_with_row_bias():
     """GPT-style TFConv1D: weight (nx, nf), bias (1, nf); the Flax kernel is (nf, nx) here."""
     tf = require("tensorflow")
-    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras = require("tf_keras")
     from jinit.interop import load_keras, params_from_keras
 
     class Conv1D(tf_keras.layers.Layer):
@@ -527,7 +527,7 @@ def test_tf_keras_weight_norm_factors():
     """A tf-keras conv keeping weight-norm factors: ``weight_g`` is ``(k, 1, 1)`` there and
     ``(1, 1, k)`` in Flax (torch's layout); ``weight_v`` and ``bias`` are as they are."""
     require("tensorflow")
-    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras = require("tf_keras")
     from jinit.interop import load_keras, params_from_keras
 
     class WNConv(tf_keras.layers.Layer):
