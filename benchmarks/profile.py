@@ -43,15 +43,16 @@ def floors(total: int) -> dict[str, Callable[[], Any]]:
     n = max(1, total // size)
     keys = [np.array([1, 2, i * size], np.uint32) for i in range(n)]
     f32 = np.dtype(np.float32)
-    params = {"uniform": np.array([-1, 1, 0, 0, 0.5], np.float32),
-              "normal": np.array([0, 0, 0, 0, 0.02], np.float32),
-              "truncated_normal": np.array([-0.9545, 0.9545, -2, 2, 0.05], np.float32)}
+    lo = np.nextafter(np.float32(-1), np.float32(0))
+    params = {"uniform": ("uniform", [-1, 1, 0, 0, 0, 0.5]),
+              "normal": ("normal", [lo, 1, 0.02, -np.inf, np.inf, 1]),
+              "truncated_normal": ("normal", [-0.9545, 0.9545, 1.41, -2, 2, 0.05])}
     out: dict[str, Callable[[], Any]] = {}
     bits = _bits_kernel(size)
     out["bits (Threefry hash alone)"] = lambda: [bits(k) for k in keys]
-    for family, p in params.items():
-        kern = _chunked.kernel(family, size, f32)
-        out[family] = lambda kern=kern, p=p: [kern(k, p) for k in keys]
+    for name, (family, p) in params.items():
+        kern, p = _chunked.kernel(family, size, f32), np.array(p, np.float32)
+        out[name] = lambda kern=kern, p=p: [kern(k, p) for k in keys]
     return out
 
 
@@ -63,7 +64,8 @@ def tree_parts(model: Any) -> tuple[list[LeafTask], dict[str, int]]:
     per_family: dict[str, int] = {}
     for t in tasks:
         r = _chunked.recipe(t.init, t.shape, t.dtype)
-        name = r.family if isinstance(r, _chunked.Draw) else "fill"
+        name = "fill" if not isinstance(r, _chunked.Draw) else (
+            "truncated_normal" if np.isfinite(r.params[3]) else r.family)
         per_family[name] = per_family.get(name, 0) + math.prod(t.shape)
     return tasks, per_family
 

@@ -4,7 +4,9 @@ Most tree leaves are zeros, ones, or an affine function of one of three standard
 (``uniform``, ``normal``, ``truncated_normal``). With JAX's partitionable Threefry a sample's
 value depends only on the key and its flat index, so a leaf of any shape can be generated in
 flat chunks by one compiled kernel per ``(sampler family, chunk size, dtype)`` that takes the
-chunk's offset and the scale at run time (:func:`jinit._random.flat_sample`). The chunks are
+chunk's offset, the scale and the truncation at run time (:func:`jinit._random.flat_sample`):
+two families, ``uniform`` and ``normal`` (which also draws truncated normals), so a tree of
+Gaussian leaves of at least ``BIG`` elements compiles one kernel per dtype. The chunks are
 copied into a 64-byte-aligned host buffer which becomes the leaf's ``jax.Array`` without a copy
 (``jax.device_put`` aliases aligned host memory on CPU). Zeros and ones need no kernel at all.
 
@@ -44,7 +46,9 @@ WINDOW = 8
 ALIGN = 64
 
 _F32 = np.dtype(np.float32)
-_UNUSED = (_F32.type(0),) * 4
+_INF = _F32.type(np.inf)
+_SQRT2 = _F32.type(np.sqrt(2))
+_UNUSED = (_F32.type(0),) * 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +83,13 @@ def _constant(init: _ini.Constant, shape, dtype: np.dtype) -> Fill | None:
 
 
 def _normal(init: _ini.Normal, shape, dtype) -> Draw:
-    return Draw("normal", (*_UNUSED, _f32(init.stddev)))
+    return _gaussian(_f32(init.stddev))
+
+
+def _gaussian(scale: np.float32) -> Draw:
+    """``normal(key, shape, float32) * scale`` as XLA compiles it: ``sqrt2 * scale`` folded."""
+    lo = np.nextafter(_F32.type(-1), _F32.type(0))
+    return Draw("normal", (lo, _F32.type(1), _SQRT2 * scale, -_INF, _INF, _F32.type(1)))
 
 
 def _truncated_normal(init: _ini.TruncatedNormal, shape, dtype) -> Draw:
@@ -88,7 +98,7 @@ def _truncated_normal(init: _ini.TruncatedNormal, shape, dtype) -> Draw:
 
 def _truncated(lower: np.float32, upper: np.float32, scale: np.float32) -> Draw:
     clip = (np.nextafter(lower, _F32.type(np.inf)), np.nextafter(upper, _F32.type(-np.inf)))
-    return Draw("truncated_normal", (*_erf_bounds(float(lower), float(upper)), *clip, scale))
+    return Draw("normal", (*_erf_bounds(float(lower), float(upper)), _SQRT2, *clip, scale))
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,7 +115,7 @@ def _erf_bounds(lower: float, upper: float) -> tuple[np.float32, np.float32]:
 
 
 def _uniform(init: _ini.Uniform, shape, dtype) -> Draw:
-    return Draw("uniform", (_F32.type(0), _F32.type(1), *_UNUSED[2:], _f32(init.scale)))
+    return Draw("uniform", (_F32.type(0), _F32.type(1), *_UNUSED, _f32(init.scale)))
 
 
 def _variance_scaling(init: _ini.VarianceScaling, shape, dtype) -> Draw:
@@ -119,8 +129,8 @@ def _variance_scaling(init: _ini.VarianceScaling, shape, dtype) -> Draw:
         stddev = np.sqrt(variance) / np.asarray(_ini._TRUNC_STD, _F32)
         return _truncated(_F32.type(-2), _F32.type(2), stddev[()])
     if init.distribution == "normal":
-        return Draw("normal", (*_UNUSED, np.sqrt(variance)[()]))
-    return Draw("uniform", (_F32.type(-1), _F32.type(1), *_UNUSED[2:],
+        return _gaussian(np.sqrt(variance)[()])
+    return Draw("uniform", (_F32.type(-1), _F32.type(1), *_UNUSED,
                             np.sqrt(np.float32(3) * variance)[()]))
 
 
@@ -167,7 +177,7 @@ def _kernel_fn(family: str, size: int, dtype: np.dtype, key_offset, params):
 
 
 def kernel(family: str, size: int, dtype: np.dtype) -> Callable:
-    """The compiled ``(uint32[3] key and offset, float32[5] params) -> dtype[size]`` kernel."""
+    """The compiled ``(uint32[3] key and offset, float32[6] params) -> dtype[size]`` kernel."""
     k = (family, size, np.dtype(dtype))
     fn = _kernels.get(k)
     if fn is None:
@@ -176,7 +186,7 @@ def kernel(family: str, size: int, dtype: np.dtype) -> Callable:
             if fn is None:
                 jitted = jax.jit(functools.partial(_kernel_fn, *k))
                 lowered = jitted.lower(jax.ShapeDtypeStruct((3,), np.uint32),
-                                       jax.ShapeDtypeStruct((5,), _F32))
+                                       jax.ShapeDtypeStruct((6,), _F32))
                 fn = _kernels[k] = _kernel_cache.compile(lowered)
     return fn
 
@@ -202,23 +212,21 @@ def aligned(shape: tuple[int, ...], dtype: np.dtype, zero: bool = False) -> np.n
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def chunks(n: int) -> Iterator[tuple[int, int, int]]:
-    """``(kernel size, offset, elements used)`` covering ``range(n)``.
+def chunks(n: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(kernel size, offset, start, stop)`` covering ``range(n)``: the kernel computes the
+    elements ``offset, ..., offset + size - 1`` and ``[start:stop]`` of its output is new.
 
-    Big chunks first; a remainder of at most ``BIG // 2`` uses small chunks so that a small
-    leaf computes at most ``SMALL - 1`` elements it throws away.
+    A leaf of more than ``BIG // 2`` elements uses only the large kernel: whole chunks, then
+    one chunk ending at ``n`` that overlaps the previous one (so no small kernel is compiled
+    for the remainder). Smaller leaves use the small kernel the same way, and a leaf of fewer
+    than ``SMALL`` elements one small chunk.
     """
+    size = BIG if n > BIG // 2 else SMALL
     offset = 0
-    while n - offset > BIG // 2:
-        used = min(BIG, n - offset)
-        yield BIG, offset, used
-        offset += used
     while offset < n:
-        used = min(SMALL, n - offset)
-        yield SMALL, offset, used
-        offset += used
-
-
+        start = max(0, min(offset, n - size))
+        yield size, start, offset - start, min(n, start + size) - start
+        offset = start + size
 def fill(value: np.ndarray, shape: tuple[int, ...]) -> jax.Array:
     """A constant leaf from host memory (no kernel; zeros are the OS's zero pages)."""
     zero = value.tobytes() == bytes(value.itemsize)  # +0 in every dtype
@@ -248,10 +256,10 @@ def draw_leaves(jobs: list[tuple[np.ndarray, Draw, tuple[int, ...], np.dtype]],
     bufs: dict[int, np.ndarray] = {}
     copies: collections.deque[concurrent.futures.Future] = collections.deque()
 
-    def retire(i: int, offset: int, used: int, out: jax.Array) -> None:
+    def retire(i: int, offset: int, start: int, stop: int, out: jax.Array) -> None:
         try:
             with guard(i):
-                bufs[i][offset:offset + used] = np.asarray(out)[:used]
+                bufs[i][offset + start:offset + stop] = np.asarray(out)[start:stop]
         finally:
             slots.release()
         left[i] -= 1
@@ -270,7 +278,7 @@ def draw_leaves(jobs: list[tuple[np.ndarray, Draw, tuple[int, ...], np.dtype]],
                     continue
                 bufs[i], left[i] = buf, len(plan)
                 params = np.array(draw.params, _F32)
-                for size, offset, used in plan:
+                for size, offset, start, stop in plan:
                     arg = np.array([key_data[0], key_data[1], offset], np.uint32)
                     slots.acquire()
                     try:
@@ -279,7 +287,7 @@ def draw_leaves(jobs: list[tuple[np.ndarray, Draw, tuple[int, ...], np.dtype]],
                     except BaseException:
                         slots.release()
                         raise
-                    copies.append(copier.submit(retire, i, offset, used, out))
+                    copies.append(copier.submit(retire, i, offset, start, stop, out))
                     while copies and copies[0].done():
                         copies.popleft().result()  # a failed copy raises here
             while copies:

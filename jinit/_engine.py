@@ -312,7 +312,7 @@ def kernel_count(tasks: Sequence[LeafTask]) -> int:
         r = _chunked.recipe(t.init, t.shape, t.dtype) if fast and t.sharding is None else None
         if isinstance(r, _chunked.Draw):
             dtype = np.dtype(t.dtype)
-            chunk.update((r.family, size, dtype) for size, _, _ in _chunked.chunks(
+            chunk.update((r.family, size, dtype) for size, *_ in _chunked.chunks(
                 math.prod(t.shape)))
         elif r is None and (k := _kind(t)) is not None:
             kinds.add(k)

@@ -145,13 +145,18 @@ def _truncated_normal(key_data, lower, upper, shape, dtype):
 
 # --- flat chunks: one kernel per family and dtype fills any leaf in pieces ---------------------
 
-#: Sampler families of :func:`flat_sample`, with the meaning of their parameters.
+#: Sampler families of :func:`flat_sample`, with the meaning of their ``float32[6]``
+#: parameters. ``normal`` also draws truncated normals: the two differ only in parameters.
 FLAT_FAMILIES: dict[str, str] = {
-    "uniform": "(minval, maxval, _, _, scale): uniform(key, shape, float32, minval, maxval) * scale",
-    "normal": "(_, _, _, _, scale): normal(key, shape, float32) * scale",
-    "truncated_normal": (
-        "(erf(lower / sqrt2), erf(upper / sqrt2), nextafter(lower, inf), nextafter(upper, -inf), "
-        "scale): truncated_normal(key, lower, upper, shape, float32) * scale"),
+    "uniform": ("(minval, maxval, _, _, _, scale): uniform(key, shape, float32, minval, maxval) "
+                "* scale"),
+    "normal": (
+        "(lo, hi, inner, clip_lo, clip_hi, outer): clip(erf_inv(uniform(key, shape, float32, lo, "
+        "hi)) * inner, clip_lo, clip_hi) * outer. normal(key, shape, float32) * scale under jit "
+        "is lo = nextafter(-1, 0), hi = 1, inner = sqrt2 * scale (XLA folds the two constant "
+        "factors), clips -inf and inf, outer = 1; truncated_normal(key, lower, upper, shape, "
+        "float32) * scale is lo = erf(lower / sqrt2), hi = erf(upper / sqrt2), inner = sqrt2, "
+        "clips nextafter(lower, inf) and nextafter(upper, -inf), outer = scale"),
 }
 
 
@@ -159,29 +164,28 @@ def flat_sample(family: str, key_data: jax.Array, offset: jax.Array, params: jax
                 size: int, dtype: Any) -> jax.Array:
     """Elements ``offset, ..., offset + size - 1`` of a flattened float32 sample, cast to ``dtype``.
 
-    ``params`` is ``float32[5]`` as described in :data:`FLAT_FAMILIES`; they are run-time
-    values, so one compiled kernel per ``(family, size, dtype)`` serves every leaf shape and
-    scale. Element ``j`` equals element ``offset + j`` of the flattened
+    ``params`` is ``float32[6]`` as described in :data:`FLAT_FAMILIES`; they are run-time
+    values, so one compiled kernel per ``(family, size, dtype)`` serves every leaf shape,
+    scale and truncation. Element ``j`` equals element ``offset + j`` of the flattened
     ``(sampler(key, shape, float32) * scale).astype(dtype)`` for any ``shape`` of more than
     ``offset + j`` elements: the operations are those of :func:`uniform`, :func:`normal` and
-    :func:`truncated_normal`, elementwise and in the same order.
+    :func:`truncated_normal`, elementwise and in the same order (a clip to infinite bounds
+    leaves every value as it is).
     """
     f32 = np.dtype(np.float32)
     unit = _bits_to_unit(_threefry.flat_bits(key_data, offset, size), f32, 32, 32, 23)
+    return from_unit(family, unit, params, dtype)
+
+
+def from_unit(family: str, unit: jax.Array, params: jax.Array, dtype: Any) -> jax.Array:
+    """The :data:`FLAT_FAMILIES` transform of floats ``unit`` in ``[0, 1)`` (see
+    :func:`flat_sample`)."""
+    lo, hi = params[0], params[1]
+    out = lax.max(lo, unit * (hi - lo) + lo)
     if family == "normal":
-        lo = np.nextafter(np.array(-1.0, f32), np.array(0.0, f32), dtype=f32)
-        hi = np.array(1.0, f32)
-    else:
-        lo, hi = params[0], params[1]
-    u = lax.max(lo, unit * (hi - lo) + lo)
-    if family == "uniform":
-        out = u
-    else:
-        out = lax.mul(np.array(np.sqrt(2), f32), lax.erf_inv(u))
-        if family == "truncated_normal":
-            out = jnp.clip(out, params[2], params[3])
-    out = out * params[4]
-    return out if np.dtype(dtype) == f32 else out.astype(dtype)
+        out = jnp.clip(lax.erf_inv(out) * params[2], params[3], params[4])
+    out = out * params[5]
+    return out if np.dtype(dtype) == np.float32 else out.astype(dtype)
 
 
 def _placed(fn, out_sharding):

@@ -138,13 +138,25 @@ def test_compiles_do_not_grow_with_distinct_shapes():
     before = _LOWERINGS[0]
     init_leaves(key, distinct_shapes(30, 5))
     first = _LOWERINGS[0] - before
-    # small chunk kernels of three families; truncated bounds (2) are one tiny constant program
-    assert first <= 3 + 2, first
-    assert _engine.kernel_count(distinct_shapes(30, 5)) == 3
+    # small chunk kernels of two families (normal draws truncated normals too); truncated
+    # bounds (2) are one tiny constant program each
+    assert first <= 2 + 2, first
+    assert _engine.kernel_count(distinct_shapes(30, 5)) == 2
     before = _LOWERINGS[0]
     init_leaves(key, distinct_shapes(40, 100))
     assert _LOWERINGS[0] == before
     assert _engine.cache_info()["cached"] == 0
+
+
+def test_large_gaussian_leaves_share_one_kernel():
+    """Normal and truncated-normal leaves of any size above ``BIG // 2`` (a transformer's)
+    compile one chunk kernel per dtype: the remainder of a leaf is an overlapping large chunk."""
+    inits = [jinit.normal(0.02), jinit.lecun_normal(), jinit.truncated_normal(0.3, -1.5, 1.0)]
+    tasks = [LeafTask(f"g{i}", inits[i % 3], (_chunked.BIG // 2 + 1 + 977 * i, 1), jnp.float32)
+             for i in range(6)]
+    assert _engine.kernel_count(tasks) == 1
+    tasks.append(LeafTask("u", jinit.he_uniform(), (_chunked.BIG + 5, 1), jnp.float32))
+    assert _engine.kernel_count(tasks) == 2
 
 
 def test_zeros_and_ones_compile_nothing():
