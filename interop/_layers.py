@@ -298,8 +298,8 @@ _BUILD: dict[str, Callable[[str, Mapping[str, Any]], Rule]] = {
     "lstm": lambda fw, hp: _lstm(_RNN[fw], transpose=fw != "keras", split_bias=fw != "keras"),
     "gru": _gru_rule,
     "mha": _mha,
-    **{f"conv{n}d": (lambda n: lambda fw, hp: _conv(fw, n))(n) for n in (1, 2, 3)},
-    **{f"conv_transpose{n}d": (lambda n: lambda fw, hp: _conv_transpose(fw, n, bool(hp["transpose_kernel"])))(n)
+    **{f"conv{n}d": lambda fw, hp, n=n: _conv(fw, n) for n in (1, 2, 3)},
+    **{f"conv_transpose{n}d": lambda fw, hp, n=n: _conv_transpose(fw, n, bool(hp["transpose_kernel"]))
        for n in (1, 2, 3)},
 }  # fmt: skip
 
