@@ -174,18 +174,12 @@ def flat_sample(family: str, key_data: jax.Array, offset: jax.Array, params: jax
     """
     f32 = np.dtype(np.float32)
     unit = _bits_to_unit(_threefry.flat_bits(key_data, offset, size), f32, 32, 32, 23)
-    return from_unit(family, unit, params, dtype)
-
-
-def from_unit(family: str, unit: jax.Array, params: jax.Array, dtype: Any) -> jax.Array:
-    """The :data:`FLAT_FAMILIES` transform of floats ``unit`` in ``[0, 1)`` (see
-    :func:`flat_sample`)."""
     lo, hi = params[0], params[1]
     out = lax.max(lo, unit * (hi - lo) + lo)
     if family == "normal":
         out = jnp.clip(lax.erf_inv(out) * params[2], params[3], params[4])
     out = out * params[5]
-    return out if np.dtype(dtype) == np.float32 else out.astype(dtype)
+    return out if np.dtype(dtype) == f32 else out.astype(dtype)
 
 
 def _placed(fn, out_sharding):
