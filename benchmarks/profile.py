@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+import jinit
 from benchmarks import _harness as h
 from benchmarks import models as m
 from jinit import _chunked, _threefry
@@ -56,15 +57,14 @@ def floors(total: int) -> dict[str, Callable[[], Any]]:
     n = max(1, total // size)
     keys = [np.array([1, 2, i * size], np.uint32) for i in range(n)]
     f32 = np.dtype(np.float32)
-    lo = np.nextafter(np.float32(-1), np.float32(0))
-    params = {"uniform": ("uniform", [-1, 1, 0, 0, 0, 0.5]),
-              "normal": ("normal", [lo, 1, 0.02, -np.inf, np.inf, 1]),
-              "truncated_normal": ("normal", [-0.9545, 0.9545, 1.41, -2, 2, 0.05])}
+    draws = {name: _chunked.recipe(init, (size,), f32) for name, init in (
+        ("uniform", jinit.uniform(0.5)), ("normal", jinit.normal(0.02)),
+        ("truncated_normal", jinit.truncated_normal(0.05)))}
     out: dict[str, Callable[[], Any]] = {}
     bits = _bits_kernel(size)
     out["bits (Threefry hash alone)"] = lambda: _stream(bits, keys)
-    for name, (family, p) in params.items():
-        kern, p = _chunked.kernel(family, size, f32), np.array(p, np.float32)
+    for name, draw in draws.items():
+        kern, p = _chunked.kernel(draw.family, size, f32), np.array(draw.params, f32)
         out[name] = lambda kern=kern, p=p: _stream(kern, keys, p)
     return out
 
