@@ -138,7 +138,7 @@ def main(quick: bool = False) -> list[str]:
     from benchmarks import models as m
 
     gpt40, gpt100, gpt400 = m.GPT40M.name, m.GPT100M.name, m.GPT400M.name
-    plan = [(gpt40, 1, ("jinit", "linen"))] if quick else [
+    plan = [(gpt40, 3, ("jinit", "linen"))] if quick else [
         (gpt40, 3, CASES), (gpt100, 3, CASES),
         (gpt400, 1, ("jinit", "jinit_cached", "jax_nn", "linen", "torch_default")),
         ("mlp", 3, CASES)]

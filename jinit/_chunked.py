@@ -18,7 +18,6 @@ per-shape kernel. Values are bit-identical either way.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -40,8 +39,8 @@ from jinit._fans import compute_fans
 #: Elements per chunk of the large and the small kernel of each family and dtype.
 BIG = 2**18
 SMALL = 2**14
-#: Chunks computed ahead of the copy into leaf buffers (bounds the transient memory).
-WINDOW = 8
+#: Chunks in flight ahead of the copy into leaf buffers (bounds the transient memory).
+WINDOW = 3
 #: Byte alignment of leaf buffers; XLA's CPU client aliases host memory aligned like this.
 ALIGN = 64
 
@@ -227,6 +226,57 @@ def chunks(n: int) -> Iterator[tuple[int, int, int, int]]:
         start = max(0, min(offset, n - size))
         yield size, start, offset - start, min(n, start + size) - start
         offset = start + size
+
+
+class Prefault:
+    """Maps fresh leaf buffers page by page on a helper thread, ahead of the copies into them.
+
+    The first write to a fresh page costs a page fault (and, on some virtual machines, a fault
+    in the host too); done here, on the otherwise idle core while the caller traces and
+    compiles, the faults leave the copy pipeline. The helper writes one byte per page, in
+    blocks of ``BLOCK`` bytes, and never again below what it has published: a writer calls
+    :meth:`wait` for the bytes it is about to write, so the two threads never write the same
+    byte. Buffers under ``MIN_BYTES`` are left to the copies.
+    """
+
+    BLOCK = 8 * 2**20
+    MIN_BYTES = 2**20
+    PAGE = 4096
+
+    def __init__(self, bufs: list[np.ndarray]):
+        self._bufs = [b.reshape(-1).view(np.uint8) for b in bufs]
+        self._ready = [0 if b.size >= self.MIN_BYTES else b.size for b in self._bufs]
+        self._cond = threading.Condition()
+        self._stopped = self._finished = False
+        self._thread = threading.Thread(target=self._run, name="jinit-prefault", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for i, raw in enumerate(self._bufs):
+                for lo in range(self._ready[i], raw.size, self.BLOCK):
+                    if self._stopped:
+                        return
+                    raw[lo:lo + self.BLOCK:self.PAGE] = 0
+                    with self._cond:
+                        self._ready[i] = min(raw.size, lo + self.BLOCK)
+                        self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._finished = True
+                self._cond.notify_all()
+
+    def wait(self, i: int, nbytes: int) -> None:
+        """Returns once the helper is done with the first ``nbytes`` bytes of buffer ``i``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._ready[i] >= nbytes or self._finished)
+
+    def close(self) -> None:
+        """Stops the helper (at the end of its current block) and waits for it."""
+        self._stopped = True
+        self._thread.join()
+
+
 def fill(value: np.ndarray, shape: tuple[int, ...]) -> jax.Array:
     """A constant leaf from host memory (no kernel; zeros are the OS's zero pages)."""
     zero = value.tobytes() == bytes(value.itemsize)  # +0 in every dtype
@@ -244,54 +294,45 @@ def draw_leaves(jobs: list[tuple[np.ndarray, Draw, tuple[int, ...], np.dtype]],
     ``guard(i)`` wraps the work of job ``i`` that can fail (allocation, kernel runs, copies),
     so the caller can name the leaf in the error.
 
-    This thread runs the chunk kernels (XLA spreads each over the cores) while a second
-    thread copies finished chunks into the leaf buffers and hands over finished leaves, at
-    most ``WINDOW`` chunks behind; the copies (and the first touch of fresh leaf memory)
-    overlap with the sampling instead of following it.
+    The chunk kernels run asynchronously (XLA spreads each over the cores) while this thread
+    copies the oldest chunk into its leaf buffer as soon as ``WINDOW`` newer ones are queued:
+    the copies overlap with the sampling, and the kernels always have work queued. The leaf
+    buffers are allocated up front and their pages mapped by :class:`Prefault`, which starts
+    while the first call compiles the chunk kernel.
     """
     if not jobs:
         return
-    slots = threading.BoundedSemaphore(WINDOW)
-    left: dict[int, int] = {}
-    bufs: dict[int, np.ndarray] = {}
-    copies: collections.deque[concurrent.futures.Future] = collections.deque()
+    bufs = []
+    for i, (_, _, shape, dtype) in enumerate(jobs):
+        with guard(i):
+            bufs.append(aligned((math.prod(shape),), dtype))
+    prefault = Prefault(bufs)
+    pending: collections.deque[tuple[int, int, int, int, jax.Array, bool]] = collections.deque()
 
-    def retire(i: int, offset: int, start: int, stop: int, out: jax.Array) -> None:
-        try:
-            with guard(i):
-                bufs[i][offset + start:offset + stop] = np.asarray(out)[start:stop]
-        finally:
-            slots.release()
-        left[i] -= 1
-        if not left[i]:
-            done(i, jax.device_put(bufs.pop(i).reshape(jobs[i][2])))
+    def retire() -> None:
+        i, offset, start, stop, out, last = pending.popleft()
+        buf = bufs[i]
+        prefault.wait(i, (offset + stop) * buf.itemsize)
+        with guard(i):
+            buf[offset + start:offset + stop] = np.asarray(out)[start:stop]
+        if last:
+            done(i, jax.device_put(buf.reshape(jobs[i][2])))
 
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jinit-copy") as copier:
-        try:
-            for i, (key_data, draw, shape, dtype) in enumerate(jobs):
-                n = math.prod(shape)
-                plan = list(chunks(n))
+    try:
+        for i, (key_data, draw, shape, dtype) in enumerate(jobs):
+            plan = list(chunks(math.prod(shape)))
+            if not plan:
+                done(i, jax.device_put(bufs[i].reshape(shape)))
+                continue
+            params = np.array(draw.params, _F32)
+            for j, (size, offset, start, stop) in enumerate(plan):
                 with guard(i):
-                    buf = aligned((n,), dtype)
-                if not plan:
-                    done(i, jax.device_put(buf.reshape(shape)))
-                    continue
-                bufs[i], left[i] = buf, len(plan)
-                params = np.array(draw.params, _F32)
-                for size, offset, start, stop in plan:
-                    arg = np.array([key_data[0], key_data[1], offset], np.uint32)
-                    slots.acquire()
-                    try:
-                        with guard(i):
-                            out = kernel(draw.family, size, dtype)(arg, params)
-                    except BaseException:
-                        slots.release()
-                        raise
-                    copies.append(copier.submit(retire, i, offset, start, stop, out))
-                    while copies and copies[0].done():
-                        copies.popleft().result()  # a failed copy raises here
-            while copies:
-                copies.popleft().result()
-        finally:
-            for f in copies:
-                f.cancel()
+                    out = kernel(draw.family, size, dtype)(
+                        np.array([key_data[0], key_data[1], offset], np.uint32), params)
+                pending.append((i, offset, start, stop, out, j == len(plan) - 1))
+                if len(pending) > WINDOW:
+                    retire()
+        while pending:
+            retire()
+    finally:
+        prefault.close()

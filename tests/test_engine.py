@@ -221,6 +221,35 @@ def test_leaves_are_aligned_host_memory_without_copies():
         assert np.asarray(x).ctypes.data == x.unsafe_buffer_pointer()
 
 
+def test_prefault_never_writes_where_a_writer_has_waited(monkeypatch):
+    """The helper maps pages ahead of the copies; a byte written after ``wait`` is never
+    overwritten by it. The writer holds the helper's lock except inside ``wait``, so the
+    helper can only advance while the writer waits: without a real ``wait`` the writer would
+    fill everything first and the helper would then zero one byte per page behind it."""
+    import threading
+
+    monkeypatch.setattr(_chunked.Prefault, "BLOCK", 64 * 1024)
+    monkeypatch.setattr(_chunked.Prefault, "MIN_BYTES", 8 * 1024)
+    gate, run = threading.Event(), _chunked.Prefault._run
+    monkeypatch.setattr(_chunked.Prefault, "_run", lambda self: (gate.wait(), run(self)))
+    sizes = [100, 8 * 1024, 300_001, 3 * 2**20 + 5, 2**20 + 7]
+    bufs = [_chunked.aligned((n,), np.dtype(np.uint8)) for n in sizes]
+    prefault = _chunked.Prefault(bufs)
+    try:
+        with prefault._cond:
+            gate.set()
+            for i, buf in enumerate(bufs):
+                for lo in range(0, buf.size, 10_007):
+                    hi = min(buf.size, lo + 10_007)
+                    prefault.wait(i, hi)
+                    buf[lo:hi] = 0xAB
+        prefault._thread.join(timeout=120)  # the helper finishes: it must not write anymore
+    finally:
+        gate.set()
+        prefault.close()
+    assert all((buf == 0xAB).all() for buf in bufs)
+
+
 def test_memory_does_not_grow_with_distinct_shapes():
     """Distinct random-leaf shapes used to keep a compiled kernel each alive (~190 KB)."""
     import gc
