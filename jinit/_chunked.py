@@ -277,13 +277,16 @@ class Prefault:
         self._thread.join()
 
 
-def fill(value: np.ndarray, shape: tuple[int, ...]) -> jax.Array:
-    """A constant leaf from host memory (no kernel; zeros are the OS's zero pages)."""
+def fill(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A constant leaf's host buffer (no kernel; zeros are the OS's zero pages).
+
+    ``jax.device_put`` makes it the leaf without a copy; put many at once, in one call.
+    """
     zero = value.tobytes() == bytes(value.itemsize)  # +0 in every dtype
     buf = aligned(shape, value.dtype, zero=zero)
     if not zero:
         buf.fill(value)
-    return jax.device_put(buf)
+    return buf
 
 
 def draw_leaves(jobs: list[tuple[np.ndarray, Draw, tuple[int, ...], np.dtype]],

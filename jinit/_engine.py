@@ -275,14 +275,17 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
         for i in kernel_leaves:  # dispatched first: they run while the chunks are filled
             with _leaf_errors(tasks[i]):
                 results[i] = _kernel(kinds[i])[0](key, _digest(tasks[i].key_source))
-        draws = []
+        draws, fills, bufs = [], [], []
         for i, r in enumerate(recipes):
             if isinstance(r, _chunked.Fill):
                 with _leaf_errors(tasks[i]):
-                    results[i] = _chunked.fill(r.value, tasks[i].shape)
-                bar.advance(_nbytes(tasks[i]))
+                    bufs.append(_chunked.fill(r.value, tasks[i].shape))
+                fills.append(i)
             elif r is not None:
                 draws.append(i)
+        for i, leaf in zip(fills, jax.device_put(bufs), strict=True):  # one call for all
+            results[i] = leaf
+            bar.advance(_nbytes(tasks[i]))
 
         def done(j: int, leaf: jax.Array) -> None:
             results[draws[j]] = leaf
