@@ -247,9 +247,12 @@ class Prefault:
         self._bufs = [b.reshape(-1).view(np.uint8) for b in bufs]
         self._ready = [0 if b.size >= self.MIN_BYTES else b.size for b in self._bufs]
         self._cond = threading.Condition()
-        self._stopped = self._finished = False
-        self._thread = threading.Thread(target=self._run, name="jinit-prefault", daemon=True)
-        self._thread.start()
+        self._stopped = False
+        self._finished = all(r == b.size for r, b in zip(self._ready, self._bufs, strict=True))
+        self._thread = None
+        if not self._finished:  # no thread when every buffer is small
+            self._thread = threading.Thread(target=self._run, name="jinit-prefault", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -274,7 +277,8 @@ class Prefault:
     def close(self) -> None:
         """Stops the helper (at the end of its current block) and waits for it."""
         self._stopped = True
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def fill(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
