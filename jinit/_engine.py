@@ -269,7 +269,8 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
     if odd:
         for i, v in zip(odd, _run_unhashable(key, [tasks[i] for i in odd]), strict=True):
             results[i] = v
-    total = sum(_nbytes(t) for i, t in enumerate(tasks) if i not in set(odd))
+    skip = set(odd)
+    total = sum(_nbytes(t) for i, t in enumerate(tasks) if i not in skip)
     with _progress.bar(total, len(tasks) - len(odd), progress) as bar:
         kernel_leaves = [i for i, k in enumerate(kinds) if k is not None]
         for i in kernel_leaves:  # dispatched first: they run while the chunks are filled
