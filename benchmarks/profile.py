@@ -2,9 +2,9 @@
 
 For the GPT-like tree it measures, in one run (round-robin, medians):
 
-* the compute floor of each chunk kernel: one kernel of each family computing chunks back to
-  back into the same buffer size, results dropped (no host copy, no fresh leaf memory), in
-  GB/s of float32 output; ``bits`` is the Threefry hash alone (its floor);
+* the compute floor of each sampler: its kernel, compiled as the warm tier compiles a leaf's,
+  filling ``_chunked.BIG``-element leaves back to back, results dropped (no host copy, no
+  fresh leaf memory), in GB/s of float32 output; ``bits`` is the Threefry hash alone;
 * the memory passes: a host ``memset`` of the tree's bytes into fresh buffers, and the copy
   of finished chunks into leaf buffers;
 * the whole tree through jinit, and the sum of its leaves' element counts divided by each
@@ -31,42 +31,39 @@ import numpy as np
 import jinit
 from benchmarks import _harness as h
 from benchmarks import models as m
-from jinit import _chunked, _threefry
+from jinit import _chunked, _random, _threefry
 from jinit._engine import LeafTask
 
 
-def _bits_kernel(size: int) -> Callable:
-    return jax.jit(lambda ko: _threefry.flat_bits(ko, ko[2], size))
+def _compiled(fn: Callable) -> Callable:
+    """``fn`` jitted with the compile options of jinit's own sampler kernels."""
+    return jax.jit(fn, compiler_options=_random.kernel_options())
 
 
-def _stream(kern: Callable, keys: list[np.ndarray], *args: Any) -> None:
+def _stream(kern: Callable, keys: list[Any]) -> None:
     """Runs ``kern`` on every key, at most ``_chunked.WINDOW`` in flight, dropping each result
     once done: its memory is reused by the next, so this measures arithmetic, not page faults."""
     pending: collections.deque = collections.deque()
     for k in keys:
-        pending.append(kern(k, *args))
+        pending.append(kern(k))
         if len(pending) > _chunked.WINDOW:
             pending.popleft().block_until_ready()
     jax.block_until_ready(list(pending))
 
 
 def floors(total: int) -> dict[str, Callable[[], Any]]:
-    """Chunk kernels producing ``total`` elements back to back, per family (and bits alone),
-    results dropped as they finish (the compute floor, without fresh memory)."""
+    """Each sampler's kernel producing ``total`` elements in leaves of ``_chunked.BIG``, back to
+    back, results dropped (the compute floor, without fresh memory); ``bits`` is the hash."""
     size = _chunked.BIG
-    n = max(1, total // size)
-    keys = [np.array([1, 2, i * size], np.uint32) for i in range(n)]
-    f32 = np.dtype(np.float32)
-    draws = {name: _chunked.recipe(init, (size,), f32) for name, init in (
-        ("uniform", jinit.uniform(0.5)), ("normal", jinit.normal(0.02)),
-        ("truncated_normal", jinit.truncated_normal(0.05)))}
-    out: dict[str, Callable[[], Any]] = {}
-    bits = _bits_kernel(size)
-    out["bits (Threefry hash alone)"] = lambda: _stream(bits, keys)
-    for name, draw in draws.items():
-        kern, p = _chunked.kernel(draw.family, size, f32), np.array(draw.params, f32)
-        out[name] = lambda kern=kern, p=p: _stream(kern, keys, p)
-    return out
+    keys = [jax.random.key(i) for i in range(max(1, total // size))]
+    inits = {"uniform": jinit.uniform(0.5), "normal": jinit.normal(0.02),
+             "truncated_normal": jinit.truncated_normal(0.05)}
+    fns: dict[str, Callable] = {
+        "bits (Threefry hash alone)":
+            lambda k: _threefry.random_bits(jax.random.key_data(k), 32, (size,)),
+        **{name: (lambda k, i=init: i(k, (size,), np.float32)) for name, init in inits.items()}}
+    kernels = {name: _compiled(fn) for name, fn in fns.items()}
+    return {name: (lambda kern=kern: _stream(kern, keys)) for name, kern in kernels.items()}
 
 
 def tree_parts(model: Any) -> tuple[list[LeafTask], dict[str, int]]:

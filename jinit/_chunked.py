@@ -186,7 +186,7 @@ def kernel(family: str, size: int, dtype: np.dtype) -> Callable:
                 jitted = jax.jit(functools.partial(_kernel_fn, *k))
                 lowered = jitted.lower(jax.ShapeDtypeStruct((3,), np.uint32),
                                        jax.ShapeDtypeStruct((6,), _F32))
-                fn = _kernels[k] = _kernel_cache.compile(lowered)
+                fn = _kernels[k] = _kernel_cache.compile(lowered, _random.kernel_options())
     return fn
 
 

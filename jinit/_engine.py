@@ -66,9 +66,20 @@ class LeafTask:
         return self.path if self.key_path is None else self.key_path
 
 
+@dataclasses.dataclass(frozen=True)
+class _Kernel:
+    """A kind's jitted kernel ``(root_key, path_digest) -> leaf``, twice: ``inline`` for use
+    inside a trace, ``eager`` for eager calls, compiled with :func:`_random.kernel_options`
+    when the initializer is one of jinit's own samplers (any other keeps XLA's defaults, so
+    its values match the user's own ``jit``). Both give the same values."""
+
+    inline: Callable[[PRNGKey, np.ndarray], jax.Array]
+    eager: Callable[[PRNGKey, np.ndarray], jax.Array]
+
+
 #: Most kernels kept; the least recently used beyond this are dropped.
 CACHE_SIZE = 1024
-_cache: collections.OrderedDict[Hashable, Callable] = collections.OrderedDict()
+_cache: collections.OrderedDict[Hashable, _Kernel] = collections.OrderedDict()
 _lock = threading.Lock()
 _stats = {"kernels": 0}
 
@@ -93,7 +104,7 @@ def _run_inline(key: PRNGKey, task: LeafTask) -> jax.Array:
     """
     kind = _kind(task)
     if kind is not None:
-        return _kernel(kind)[0](key, _digest(task.key_source))
+        return _kernel(kind)[0].inline(key, _digest(task.key_source))
     out = _leaf(task.init, key, path_digest(task.key_source), shape=task.shape, dtype=task.dtype)
     if task.sharding is not None:
         out = jax.lax.with_sharding_constraint(out, task.sharding)
@@ -117,17 +128,19 @@ def _replicated(sharding: Any) -> Any:
     return None
 
 
-def _make_kernel(kind: tuple) -> Callable[[PRNGKey, np.ndarray], jax.Array]:
+def _make_kernel(kind: tuple) -> _Kernel:
     init, shape, dtype, sharding = kind
     rep = _replicated(sharding)
-    return jax.jit(
-        functools.partial(_leaf, init, shape=shape, dtype=dtype),
-        in_shardings=None if rep is None else (rep, rep),
-        out_shardings=sharding,
-    )
+    jit = functools.partial(jax.jit, functools.partial(_leaf, init, shape=shape, dtype=dtype),
+                            in_shardings=None if rep is None else (rep, rep),
+                            out_shardings=sharding)
+    options = (_random.kernel_options()
+               if isinstance(_chunked.recipe(init, shape, dtype), _chunked.Draw) else {})
+    inline = jit()
+    return _Kernel(inline, jit(compiler_options=options) if options else inline)
 
 
-def _kernel(kind: Hashable) -> tuple[Callable, bool]:
+def _kernel(kind: Hashable) -> tuple[_Kernel, bool]:
     """The cached jitted kernel of ``kind``, and whether it was created by this call."""
     with _lock:
         fn = _cache.get(kind)
@@ -275,7 +288,7 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
         kernel_leaves = [i for i, k in enumerate(kinds) if k is not None]
         for i in kernel_leaves:  # dispatched first: they run while the chunks are filled
             with _leaf_errors(tasks[i]):
-                results[i] = _kernel(kinds[i])[0](key, _digest(tasks[i].key_source))
+                results[i] = _kernel(kinds[i])[0].eager(key, _digest(tasks[i].key_source))
         draws, fills, bufs = [], [], []
         for i, r in enumerate(recipes):
             if isinstance(r, _chunked.Fill):

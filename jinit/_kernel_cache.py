@@ -130,22 +130,23 @@ def _evict(cache: KernelCache) -> None:
                 pass
 
 
-def _entry_name(lowered: Any) -> str:
+def _entry_name(lowered: Any, options: dict[str, Any]) -> str:
     device = jax.devices()[0]
     ident = "\n".join([jax.__version__, jaxlib.__version__, device.platform,
                        getattr(device, "device_kind", ""), device.client.platform_version,
-                       lowered.as_text()])
+                       repr(sorted(options.items())), lowered.as_text()])
     return hashlib.sha256(ident.encode()).hexdigest()[:40] + _SUFFIX
 
 
-def compile(lowered: Any) -> Any:
-    """``lowered.compile()``, through the on-disk cache when it is on."""
+def compile(lowered: Any, options: dict[str, Any] | None = None) -> Any:
+    """``lowered.compile(compiler_options=options)``, through the on-disk cache when it is on."""
     from jax.experimental import serialize_executable as ser
 
+    options = options or {}
     cache = current()
     if cache is None:
-        return lowered.compile()
-    entry = cache.path / _entry_name(lowered)
+        return lowered.compile(compiler_options=options)
+    entry = cache.path / _entry_name(lowered, options)
     try:
         blob = entry.read_bytes()
         compiled = ser.deserialize_and_load(blob, lowered.in_tree, lowered.out_tree)
@@ -156,7 +157,7 @@ def compile(lowered: Any) -> Any:
         pass
     except Exception:  # noqa: BLE001 - a damaged entry is replaced
         entry.unlink(missing_ok=True)
-    compiled = lowered.compile()
+    compiled = lowered.compile(compiler_options=options)
     _stats["misses"] += 1
     try:
         blob, _, _ = ser.serialize(compiled)

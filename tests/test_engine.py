@@ -351,7 +351,7 @@ def test_sharded_kernels_generate_shards_without_collectives():
             n = t.sharding.num_devices // len(set(map(str, t.sharding.devices_indices_map(
                 t.shape).values())))
             assert x.addressable_shards[0].data.size * (8 // n) == x.size, t.path
-            hlo = _engine._kernel(_engine._kind(t))[0].lower(
+            hlo = _engine._kernel(_engine._kind(t))[0].eager.lower(
                 key, _engine._digest(t.path)).compile().as_text()
             found = re.findall(r"all-gather|all-reduce|collective-permute|all-to-all", hlo)
             if t.path != "orth":

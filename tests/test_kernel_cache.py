@@ -61,15 +61,19 @@ def tasks(family_inits) -> list[LeafTask]:
 
 
 def test_size_cap_evicts_least_recently_used(tmp_path):
-    jinit.set_kernel_cache(tmp_path)
-    _engine.clear_cache()  # forgets the tiers too: every draw below goes through chunks
+    sizes = []
+    for i, init in enumerate((jinit.uniform(), jinit.normal())):  # each kernel's file size
+        jinit.set_kernel_cache(tmp_path / f"probe{i}")
+        _engine.clear_cache()  # forgets the tiers too: every draw below goes through chunks
+        init_leaves(jax.random.key(0), tasks([init]))
+        sizes.append(_kernel_cache.info()["bytes"])
+    jinit.set_kernel_cache(tmp_path / "capped", max_bytes=max(sizes) + min(sizes) // 2)
+    _engine.clear_cache()
     init_leaves(jax.random.key(0), tasks([jinit.uniform()]))
-    one = _kernel_cache.info()["bytes"]
     assert _kernel_cache.info()["entries"] == 1
-    jinit.set_kernel_cache(tmp_path, max_bytes=int(one * 1.5))
     init_leaves(jax.random.key(0), tasks([jinit.normal()]))
     info = _kernel_cache.info()
-    assert info["entries"] == 1 and info["bytes"] <= info["max_bytes"]
+    assert info["entries"] == 1 and info["bytes"] == sizes[1] <= info["max_bytes"]
     assert info["evicted"] >= 1
 
 
