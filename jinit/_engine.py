@@ -208,8 +208,8 @@ def _nbytes(task: LeafTask) -> int:
     return math.prod(task.shape) * np.dtype(task.dtype).itemsize
 
 
-def _host_leaf_keys(key: PRNGKey, tasks: Sequence[LeafTask]) -> np.ndarray | None:
-    """``uint32[n, 2]`` key data of every task's leaf key, computed on the host, or ``None``.
+def _host_key_data(key: PRNGKey) -> np.ndarray | None:
+    """The root key's ``uint32[2]`` threefry data on the host, or ``None``.
 
     ``None`` when the fused generator does not apply (another PRNG implementation,
     ``jax_threefry_partitionable=False``, the fast path switched off, not a CPU backend).
@@ -217,11 +217,13 @@ def _host_leaf_keys(key: PRNGKey, tasks: Sequence[LeafTask]) -> np.ndarray | Non
     if not _random._wanted() or jax.default_backend() != "cpu":
         return None
     data = _random._key_data(key)
-    if data is None:
-        return None
+    return None if data is None else np.asarray(data)
+
+
+def _leaf_key_data(data: np.ndarray, tasks: Sequence[LeafTask]) -> np.ndarray:
+    """``uint32[n, 2]``: the key data of every task's leaf key, from the root's, on the host."""
     digests = np.array([path_digest(t.key_source) for t in tasks], np.uint32).reshape(-1, 2)
-    keys = _threefry.fold_in_host(np.asarray(data), digests[:, 0])
-    return _threefry.fold_in_host(keys, digests[:, 1])
+    return _threefry.fold_in_host(_threefry.fold_in_host(data, digests[:, 0]), digests[:, 1])
 
 
 @contextlib.contextmanager
@@ -273,8 +275,8 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
     if isinstance(key, jax.core.Tracer):
         return [_run_inline(key, t) for t in tasks]
     results: list[Any] = [None] * len(tasks)
-    host_keys = _host_leaf_keys(key, tasks)
-    recipes = _tiers(tasks, [None if host_keys is None or t.sharding is not None
+    data = _host_key_data(key)
+    recipes = _tiers(tasks, [None if data is None or t.sharding is not None
                              else _chunked.recipe(t.init, t.shape, t.dtype) for t in tasks])
     kinds = [_kind(t) if r is None else None for t, r in zip(tasks, recipes, strict=True)]
     odd = [i for i, (k, r) in enumerate(zip(kinds, recipes, strict=True))
@@ -305,8 +307,9 @@ def init_leaves(key: PRNGKey, tasks: Sequence[LeafTask], *,
             results[draws[j]] = leaf
             bar.advance(_nbytes(tasks[draws[j]]))
 
-        jobs = [(host_keys[i], recipes[i], tasks[i].shape, np.dtype(tasks[i].dtype))
-                for i in draws]
+        keys = _leaf_key_data(data, [tasks[i] for i in draws]) if draws else []
+        jobs = [(k, recipes[i], tasks[i].shape, np.dtype(tasks[i].dtype))
+                for k, i in zip(keys, draws, strict=True)]
         _chunked.draw_leaves(jobs, done, lambda j: _leaf_errors(tasks[draws[j]]))
         for i in kernel_leaves:
             with _leaf_errors(tasks[i]):
