@@ -7,8 +7,11 @@ random sample with the edge cases, at XLA's default and at the samplers' wide ve
 
 from __future__ import annotations
 
+import platform
+
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 import pytest
 from jax import lax
@@ -125,7 +128,11 @@ def test_probe_decides_where_unverified_and_falls_back_when_it_differs(monkeypat
     _erf_inv._exact.cache_clear()
     try:
         assert _erf_inv.exact()  # the probe itself agrees on this machine
+        assert _erf_inv._exact.cache_info().misses == 1
         _erf_inv._exact.cache_clear()
+        monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+        monkeypatch.setattr(_erf_inv, "VERIFIED", _erf_inv.VERIFIED | {(
+            jaxlib.__version__, platform.machine(), jax.default_backend())})
         monkeypatch.setattr(_erf_inv, "erf_inv", lambda u, **_: lax.erf_inv(u) * F32(1.0000001))
         assert not _erf_inv.exact()
         u = jnp.linspace(-0.99, 0.99, 101, dtype=F32)
