@@ -22,9 +22,9 @@ Two guards can be dropped statically by callers that know their inputs:
 
 The equality depends on how XLA lowers ``erf_inv`` and ``log1p`` for a backend (a GPU's
 ``log1p`` is another function altogether). :func:`exact` says whether it holds for the
-running jaxlib and default backend: on the combinations it was verified on it is ``True``
-outright; anywhere else a one-time probe compares the two on edge cases and a dense sample,
-and the samplers fall back to ``lax.erf_inv`` if they differ.
+running jaxlib, CPU and default backend: on the combinations it was verified on it is
+``True`` outright; anywhere else a one-time probe compares the two on edge cases and a dense
+sample, and the samplers fall back to ``lax.erf_inv`` if they differ.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ import numpy as np
 from jax import lax
 
 _F32 = np.dtype(np.float32)
-#: ``(jaxlib version, machine, backend)`` on which every float32 in (-1, 1) was compared.
-VERIFIED: frozenset[tuple[str, str, str]] = frozenset({("0.10.2", "x86_64", "cpu")})
+#: ``(jaxlib version, machine, backend, AVX-512)`` on which every float32 in (-1, 1) was
+#: compared, at both vector widths.
+VERIFIED: frozenset[tuple[str, str, str, bool]] = frozenset({("0.10.2", "x86_64", "cpu", True)})
 #: Largest truncation bound (in standard deviations) whose draws never reach the tail branch:
 #: ``-log1p(-erf(2.8 / sqrt2) ** 2) = 4.59 < 5``.
 NO_TAIL_BOUND = 2.8
@@ -165,8 +166,19 @@ def exact() -> bool:
 
 
 @functools.cache
+def _avx512() -> bool:
+    """Whether the host CPU has AVX-512 (Linux; ``False`` where that cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:
+        return False
+
+
+@functools.cache
 def _exact(backend: str, cpu_flags: bool) -> bool:
-    if not cpu_flags and (jaxlib.__version__, platform.machine(), backend) in VERIFIED:
+    here = (jaxlib.__version__, platform.machine(), backend, _avx512())
+    if not cpu_flags and here in VERIFIED:
         return True
     u = _probe_values()
     spec = jax.ShapeDtypeStruct(u.shape, _F32)

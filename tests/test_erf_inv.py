@@ -132,7 +132,7 @@ def test_probe_decides_where_unverified_and_falls_back_when_it_differs(monkeypat
         _erf_inv._exact.cache_clear()
         monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
         monkeypatch.setattr(_erf_inv, "VERIFIED", _erf_inv.VERIFIED | {(
-            jaxlib.__version__, platform.machine(), jax.default_backend())})
+            jaxlib.__version__, platform.machine(), jax.default_backend(), _erf_inv._avx512())})
         monkeypatch.setattr(_erf_inv, "erf_inv", lambda u, **_: lax.erf_inv(u) * F32(1.0000001))
         assert not _erf_inv.exact()
         u = jnp.linspace(-0.99, 0.99, 101, dtype=F32)
