@@ -7,9 +7,10 @@ next process loads it instead. Switch it on with one call or one environment var
     jinit.set_kernel_cache("~/.cache/jinit")          # or JINIT_KERNEL_CACHE_DIR=~/.cache/jinit
 
 Entries are keyed by the kernel's StableHLO text, its compile options, the jax/jaxlib versions
-and the device, so an upgrade or another machine never loads a stale kernel. When the directory grows beyond
-``max_bytes`` the least recently used entries are deleted. A damaged or unreadable entry is
-deleted and compiled again: the cache only ever changes speed, never values.
+and the device, so an upgrade or another machine never loads a stale kernel. When the
+directory grows beyond ``max_bytes`` the least recently used entries are deleted. A damaged or
+unreadable entry is deleted and compiled again: the cache only ever changes speed, never
+values.
 """
 
 from __future__ import annotations
